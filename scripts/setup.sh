@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what the proxy needs to run and builds it. Idempotent: a second run only
+# rebuilds what changed. Usage: scripts/setup.sh [--test] [--bench]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .cache
+
+want_test=0; want_bench=0
+for a in "$@"; do
+  case "$a" in
+    --test) want_test=1 ;;
+    --bench) want_test=1; want_bench=1 ;;
+  esac
+done
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "setup: installing Debian packages: ${missing[*]}"
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if [ ! -f .cache/apt-updated ] || [ -n "$(find .cache/apt-updated -mmin +720 2>/dev/null)" ]; then
+    $sudo apt-get update -qq && touch .cache/apt-updated
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+command -v node >/dev/null || { echo "setup: Node.js 20 or newer is required" >&2; exit 1; }
+command -v git >/dev/null || apt_install git
+
+# npm ci only when the lock file changed since the last install.
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -d node_modules ] || [ "$(cat .cache/npm-lock.sha256 2>/dev/null)" != "$lock_sum" ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > .cache/npm-lock.sha256
+fi
+npx --no-install tsc -p tsconfig.json
+
+if [ $want_test -eq 1 ]; then
+  apt_install git curl
+fi
+if [ $want_bench -eq 1 ]; then
+  apt_install wrk nginx-light
+fi

@@ -1,0 +1,103 @@
+// Wires the parts together for one process: source → index, authenticator, upstream
+// agent, proxy and ops listeners. `main.ts` is only the CLI around this.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
+import { Agent } from 'undici';
+import type { Logger } from 'pino';
+import type { ProxyConfig } from './config';
+import { StaticTokenAuthenticator } from './auth/static-tokens';
+import { ConnectorIndex } from './sources/connector-index';
+import { FileSource, watchPath } from './sources/files';
+import { ProxyMetrics } from './metrics/metrics';
+import { ProxyServer } from './server/proxy-server';
+import { createOpsServer } from './server/ops-server';
+import { Resolver } from './server/resolve';
+import type { FSWatcher } from 'node:fs';
+
+export interface RunningProxy {
+  readonly proxyPort: number;
+  readonly opsPort: number;
+  readonly index: ConnectorIndex;
+  /** Stops accepting, lets in-flight requests finish (up to the grace period), closes all. */
+  shutdown(): Promise<void>;
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<RunningProxy> {
+  const metrics = new ProxyMetrics();
+  const index = new ConnectorIndex();
+  const source = new FileSource(cfg.manifests, index, log);
+  source.start(cfg.watch);
+  const auth = new StaticTokenAuthenticator(cfg.tokens);
+  const tokenCount = auth.load();
+  log.info({ file: cfg.tokens, tokens: tokenCount }, 'token file loaded');
+  const watchers: FSWatcher[] = [];
+  if (cfg.watch) {
+    watchers.push(watchPath(dirname(cfg.tokens), false, () => {
+      try {
+        log.info({ file: cfg.tokens, tokens: auth.load() }, 'token file reloaded');
+        metrics.reloads.labels('tokens', 'ok').inc();
+      } catch (err) {
+        metrics.reloads.labels('tokens', 'error').inc();
+        log.error({ err: (err as Error).message }, 'token file not reloaded: keeping the last good tokens');
+      }
+    }));
+  }
+
+  const dispatcher = new Agent({
+    connect: { timeout: cfg.connectTimeoutMs },
+    keepAliveTimeout: cfg.upstreamKeepAliveMs,
+    keepAliveMaxTimeout: Math.max(cfg.upstreamKeepAliveMs, 1000),
+  });
+  const proxy = new ProxyServer({
+    index, resolver: new Resolver(cfg.domain), auth, dispatcher, metrics, log,
+    timeouts: { headersMs: cfg.headersTimeoutMs, bodyIdleMs: cfg.bodyIdleTimeoutMs },
+    proto: cfg.proto,
+  });
+  const server = createServer({
+    maxHeaderSize: cfg.maxHeaderSize,
+    keepAliveTimeout: cfg.clientKeepAliveMs,
+    headersTimeout: cfg.clientHeadersTimeoutMs,
+    // Long git pushes and image uploads must not be cut by a whole-request deadline;
+    // idle clients are bounded by the headers timeout and keep-alive timeout instead.
+    requestTimeout: 0,
+  });
+  server.on('request', proxy.handleRequest);
+  server.on('checkContinue', proxy.handleRequest);
+  server.on('upgrade', proxy.handleUpgrade);
+
+  let draining = false;
+  const ops = createOpsServer(metrics, {
+    notReadyReason: () => (draining ? 'shutting down' : index.ready ? undefined : 'connectors not loaded yet'),
+  });
+  const proxyPort = await listen(server, cfg.listen.host, cfg.listen.port);
+  const opsPort = await listen(ops, cfg.opsListen.host, cfg.opsListen.port);
+  log.info({ proxy: `${cfg.listen.host}:${proxyPort}`, ops: `${cfg.opsListen.host}:${opsPort}`, domain: cfg.domain }, 'connectors-proxy listening');
+
+  return {
+    proxyPort, opsPort, index,
+    async shutdown() {
+      draining = true;
+      source.stop();
+      for (const w of watchers) w.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const deadline = Date.now() + cfg.shutdownGraceMs;
+      while (proxy.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      server.closeAllConnections();
+      await closed;
+      await new Promise<void>((resolve) => ops.close(() => resolve()));
+      await dispatcher.close();
+    },
+  };
+}

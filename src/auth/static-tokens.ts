@@ -1,0 +1,77 @@
+// Embedded mode's authenticator: a YAML file mapping tokens to a user and the Connectors
+// that user may use. Stands in for TokenReview + SubjectAccessReview without a cluster.
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { ConfigError } from '../sources/validate';
+import { UNAUTHENTICATED, type AuthDecision, type ClientAuthenticator, type ConnectorRef } from './authenticator';
+
+interface TokenEntry {
+  readonly user: string;
+  /** `ns/name`, `ns/*` or `*` patterns. */
+  readonly patterns: readonly string[];
+  readonly allowed: AuthDecision;
+  readonly forbidden: AuthDecision;
+}
+
+export class StaticTokenAuthenticator implements ClientAuthenticator {
+  private tokens = new Map<string, TokenEntry>();
+
+  constructor(readonly file: string) {}
+
+  /** Reads the file; throws ConfigError naming the file and entry on bad input. */
+  load(): number {
+    this.tokens = parseTokenFile(readFileSync(this.file, 'utf8'), this.file);
+    return this.tokens.size;
+  }
+
+  check(token: string, ref: ConnectorRef): AuthDecision {
+    const entry = this.tokens.get(token);
+    if (entry === undefined) return UNAUTHENTICATED;
+    for (const p of entry.patterns) {
+      if (p === '*' || p === '*/*') return entry.allowed;
+      const slash = p.indexOf('/');
+      const ns = p.slice(0, slash);
+      const name = p.slice(slash + 1);
+      if (ns === ref.namespace && (name === '*' || name === ref.name)) return entry.allowed;
+    }
+    return entry.forbidden;
+  }
+}
+
+const PATTERN = /^(\*|\*\/\*|[a-z0-9-]+\/(\*|[a-z0-9]([-a-z0-9.]*[a-z0-9])?))$/;
+
+export function parseTokenFile(text: string, file: string): Map<string, TokenEntry> {
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid YAML: ${(err as Error).message}`);
+  }
+  const list = (doc as { tokens?: unknown } | null)?.tokens;
+  if (!Array.isArray(list)) throw new ConfigError(`${file}: tokens: must be a list of {token, user, connectors}`);
+  const out = new Map<string, TokenEntry>();
+  list.forEach((raw: unknown, i: number) => {
+    const where = `${file}: tokens[${i}]`;
+    const e = raw as { token?: unknown; user?: unknown; connectors?: unknown };
+    // Never echo the token itself in an error: it is a credential.
+    if (typeof e?.token !== 'string' || e.token.length < 8) throw new ConfigError(`${where}.token: must be a string of at least 8 characters`);
+    if (/[\s:]/.test(e.token)) throw new ConfigError(`${where}.token: must not contain white space or ':'`);
+    if (typeof e.user !== 'string' || e.user === '') throw new ConfigError(`${where}.user: must be a non-empty string`);
+    if (!Array.isArray(e.connectors)) throw new ConfigError(`${where}.connectors: must be a list of "namespace/name", "namespace/*" or "*"`);
+    const patterns = e.connectors.map((p: unknown, j: number) => {
+      if (typeof p !== 'string' || !PATTERN.test(p)) {
+        throw new ConfigError(`${where}.connectors[${j}]: ${JSON.stringify(p)} is not "namespace/name", "namespace/*" or "*"`);
+      }
+      return p;
+    });
+    if (out.has(e.token)) throw new ConfigError(`${where}.token: the same token appears twice`);
+    const user = e.user;
+    out.set(e.token, {
+      user,
+      patterns,
+      allowed: Object.freeze({ allowed: true, user }),
+      forbidden: Object.freeze({ allowed: false, status: 403, reason: `user "${user}" may not use this connector`, user }),
+    });
+  });
+  return out;
+}

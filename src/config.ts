@@ -1,0 +1,72 @@
+// Command line and environment: every flag has an environment variable, named in --help.
+import { Command, InvalidArgumentError, Option } from 'commander';
+
+export interface ProxyConfig {
+  listen: { host: string; port: number };
+  opsListen: { host: string; port: number };
+  source: 'files';
+  manifests: string;
+  tokens: string;
+  domain: string;
+  proto: 'http' | 'https';
+  logLevel: string;
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyIdleTimeoutMs: number;
+  upstreamKeepAliveMs: number;
+  clientKeepAliveMs: number;
+  clientHeadersTimeoutMs: number;
+  maxHeaderSize: number;
+  shutdownGraceMs: number;
+  watch: boolean;
+}
+
+function hostPort(value: string): { host: string; port: number } {
+  const m = /^(?:\[?([^\]]*)\]?:)?(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new InvalidArgumentError(`expected [host:]port, got "${value}"`);
+  return { host: m[1] || '0.0.0.0', port };
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a whole number >= 0, got "${value}"`);
+  return n;
+}
+
+export function buildCli(): Command {
+  const opt = (flags: string, desc: string, env: string) => new Option(flags, `${desc}`).env(env);
+  return new Command('connectors-proxy')
+    .description('Authenticating reverse proxy for Kubernetes Connectors: clients authenticate with their ServiceAccount token, the proxy injects the tool credentials.')
+    .addOption(opt('--listen <[host:]port>', 'proxy listener', 'PROXY_LISTEN').default(hostPort('8080'), '0.0.0.0:8080').argParser(hostPort))
+    .addOption(opt('--ops-listen <[host:]port>', 'metrics, /healthz and /readyz listener', 'PROXY_OPS_LISTEN').default(hostPort('9090'), '0.0.0.0:9090').argParser(hostPort))
+    .addOption(opt('--source <kind>', 'where Connectors come from', 'PROXY_SOURCE').choices(['files']).default('files'))
+    .addOption(opt('--manifests <dir>', 'folder of ConnectorClass, Connector and Secret YAML (files source)', 'PROXY_MANIFESTS').default('examples/embedded'))
+    .addOption(opt('--tokens <file>', 'static token file: token → user and allowed connectors (files source)', 'PROXY_TOKENS').default('examples/tokens.yaml'))
+    .addOption(opt('--domain <domain>', 'host resolver domain: c-<name>.<namespace>.<domain>', 'PROXY_DOMAIN').default('svc.cluster.local'))
+    .addOption(opt('--proto <http|https>', 'scheme clients use to reach the proxy (X-Forwarded-Proto, rewritten Location)', 'PROXY_PROTO').choices(['http', 'https']).default('http'))
+    .addOption(opt('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'PROXY_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .addOption(opt('--connect-timeout-ms <ms>', 'upstream connect timeout (→ 504)', 'PROXY_CONNECT_TIMEOUT_MS').default(10_000).argParser(positiveInt))
+    .addOption(opt('--headers-timeout-ms <ms>', 'upstream time to response headers (→ 504)', 'PROXY_HEADERS_TIMEOUT_MS').default(120_000).argParser(positiveInt))
+    .addOption(opt('--body-idle-timeout-ms <ms>', 'longest pause in an upstream response body; 0 = none', 'PROXY_BODY_IDLE_TIMEOUT_MS').default(300_000).argParser(positiveInt))
+    .addOption(opt('--upstream-keepalive-ms <ms>', 'how long idle upstream connections are kept', 'PROXY_UPSTREAM_KEEPALIVE_MS').default(30_000).argParser(positiveInt))
+    .addOption(opt('--client-keepalive-ms <ms>', 'how long idle client connections are kept', 'PROXY_CLIENT_KEEPALIVE_MS').default(65_000).argParser(positiveInt))
+    .addOption(opt('--client-headers-timeout-ms <ms>', 'time a client has to send request headers (slowloris guard)', 'PROXY_CLIENT_HEADERS_TIMEOUT_MS').default(30_000).argParser(positiveInt))
+    .addOption(opt('--max-header-size <bytes>', 'largest request header block (→ 431)', 'PROXY_MAX_HEADER_SIZE').default(32 * 1024).argParser(positiveInt))
+    .addOption(opt('--shutdown-grace-ms <ms>', 'on SIGTERM, how long in-flight requests may finish', 'PROXY_SHUTDOWN_GRACE_MS').default(30_000).argParser(positiveInt))
+    .addOption(opt('--no-watch', 'do not reload manifests and tokens on change', 'PROXY_NO_WATCH'));
+}
+
+export function parseConfig(argv: string[]): ProxyConfig {
+  const cli = buildCli();
+  cli.parse(argv, { from: 'user' });
+  const o = cli.opts();
+  return {
+    listen: o.listen, opsListen: o.opsListen, source: o.source, manifests: o.manifests, tokens: o.tokens,
+    domain: o.domain, proto: o.proto, logLevel: o.logLevel,
+    connectTimeoutMs: o.connectTimeoutMs, headersTimeoutMs: o.headersTimeoutMs, bodyIdleTimeoutMs: o.bodyIdleTimeoutMs,
+    upstreamKeepAliveMs: o.upstreamKeepaliveMs, clientKeepAliveMs: o.clientKeepaliveMs,
+    clientHeadersTimeoutMs: o.clientHeadersTimeoutMs, maxHeaderSize: o.maxHeaderSize, shutdownGraceMs: o.shutdownGraceMs,
+    watch: o.watch !== false,
+  };
+}

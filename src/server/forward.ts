@@ -1,0 +1,205 @@
+// One upstream exchange: dispatch the request on undici's pool and relay the response with
+// back-pressure in both directions. Modeled on httputil.ReverseProxy: the proxy never
+// follows redirects, never buffers a body, and answers 502/504 when the tool fails before
+// the response started (after that, the client's connection is cut so it sees truncation).
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { classifyUpstreamError, sendError, sendSocketError } from './errors';
+import { clientResponseHeaders, rewriteLocation, type LocationRewrite } from './headers';
+import type { OutgoingRequest } from '../inject';
+
+/** Where and what to send: the Connector's origin and the request after injection. */
+export interface UpstreamRequest extends OutgoingRequest {
+  readonly origin: string;
+}
+
+export interface Timeouts {
+  /** Time to the response headers; undici's `headersTimeout`. */
+  readonly headersMs: number;
+  /** Longest pause between body chunks; undici's `bodyTimeout`. */
+  readonly bodyIdleMs: number;
+}
+
+export interface ExchangeEnd {
+  readonly status: number;
+  /** Set when the upstream failed: metric reason and readable text. */
+  readonly upstreamError?: { readonly reason: string; readonly text: string };
+  /** The client went away before the response ended. */
+  readonly clientAborted?: boolean;
+}
+
+/** Makes a LocationRewrite on first use: most responses carry no Location. */
+export type RewriteSource = () => LocationRewrite;
+
+/** True when the client announced a request body. */
+export function hasRequestBody(req: IncomingMessage): boolean {
+  const te = req.headers['transfer-encoding'];
+  if (te !== undefined) return true;
+  const cl = req.headers['content-length'];
+  return cl !== undefined && cl !== '0';
+}
+
+// undici's raw handler API (onConnect/onHeaders/onData/onComplete/onError) is its native
+// one in v7; the newer controller API wraps it and parses every header block into an object.
+class ResponseRelay implements Dispatcher.DispatchHandler {
+  private abortUpstream: ((err?: Error) => void) | undefined;
+  private resumeUpstream: (() => void) | undefined;
+  private status = 0;
+  private ended = false;
+  private rewrite: LocationRewrite | undefined;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly what: string,
+    private readonly rewriteSource: RewriteSource,
+    private readonly onEnd: (end: ExchangeEnd) => void,
+  ) {
+    res.on('drain', this.onDrain);
+    res.once('close', this.onClientClose);
+  }
+
+  private readonly onDrain = (): void => {
+    this.resumeUpstream?.();
+  };
+
+  private readonly onClientClose = (): void => {
+    if (this.ended) return;
+    this.abortUpstream?.(new Error('client closed the connection'));
+    this.finish({ status: this.status || 499, clientAborted: true });
+  };
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.ended) abort(new Error('client closed the connection'));
+    else this.abortUpstream = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true; // 1xx: we never send Expect upstream; nothing to relay
+    if (this.ended) return false;
+    this.status = statusCode;
+    this.resumeUpstream = resume;
+    const headers = clientResponseHeaders(rawHeaders, this);
+    this.res.writeHead(statusCode, statusText || STATUS_CODES[statusCode] || '', headers);
+    return true;
+  }
+
+  /** Called by clientResponseHeaders for Location and Content-Location. */
+  rewriteValue(value: string): string {
+    this.rewrite ??= this.rewriteSource();
+    return rewriteLocation(value, this.rewrite);
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.ended) return false;
+    return this.res.write(chunk);
+  }
+
+  onComplete(): void {
+    if (this.ended) return;
+    this.res.end();
+    this.finish({ status: this.status });
+  }
+
+  onError(err: Error): void {
+    if (this.ended) return;
+    const c = classifyUpstreamError(err as Error & { code?: string });
+    if (this.res.headersSent) this.res.destroy();
+    else sendError(this.res, c.status, `${this.what} ${c.text}`);
+    this.finish({ status: this.res.headersSent && this.status ? this.status : c.status, upstreamError: { reason: c.reason, text: c.text } });
+  }
+
+  private finish(end: ExchangeEnd): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.res.off('drain', this.onDrain);
+    this.onEnd(end);
+  }
+}
+
+export function forward(
+  dispatcher: Dispatcher,
+  req: IncomingMessage,
+  res: ServerResponse,
+  up: UpstreamRequest,
+  timeouts: Timeouts,
+  what: string,
+  rewrite: RewriteSource,
+  onEnd: (end: ExchangeEnd) => void,
+): void {
+  const relay = new ResponseRelay(res, what, rewrite, onEnd);
+  dispatcher.dispatch({
+    origin: up.origin,
+    path: up.path,
+    method: up.method as Dispatcher.HttpMethod,
+    headers: up.headers,
+    body: hasRequestBody(req) ? req : null,
+    headersTimeout: timeouts.headersMs,
+    bodyTimeout: timeouts.bodyIdleMs,
+  }, relay);
+}
+
+/**
+ * An `Upgrade` exchange (WebSocket, SPDY): after the tool answers 101, the two sockets are
+ * joined and bytes flow both ways untouched until either side closes.
+ */
+export function forwardUpgrade(
+  dispatcher: Dispatcher,
+  req: IncomingMessage,
+  client: Duplex,
+  head: Buffer,
+  up: UpstreamRequest,
+  timeouts: Timeouts,
+  what: string,
+  rewrite: RewriteSource,
+  onEnd: (end: ExchangeEnd) => void,
+): void {
+  let done = false;
+  const finish = (end: ExchangeEnd): void => { if (!done) { done = true; onEnd(end); } };
+  let abortUpstream: ((err?: Error) => void) | undefined;
+  client.on('error', () => client.destroy());
+  client.once('close', () => { if (!done) { abortUpstream?.(new Error('client closed')); finish({ status: 499, clientAborted: true }); } });
+  const handler: Dispatcher.DispatchHandler & { rewriteValue(v: string): string } = {
+    rewriteValue: (v: string) => rewriteLocation(v, rewrite()),
+    onConnect(abort) { abortUpstream = abort; },
+    onHeaders(statusCode, rawHeaders) {
+      // The tool refused the upgrade (401, 404, ...): relay its answer and close.
+      const headers = clientResponseHeaders(rawHeaders as Buffer[], handler);
+      let text = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? ''}\r\n`;
+      for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+      client.write(text + 'connection: close\r\n\r\n');
+      finish({ status: statusCode });
+      return true;
+    },
+    onData(chunk) { client.write(chunk); return true; },
+    onComplete() { client.end(); },
+    onUpgrade(statusCode, rawHeaders, upstream) {
+      const headers = clientResponseHeaders(rawHeaders as Buffer[], handler);
+      let text = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? 'Switching Protocols'}\r\nconnection: Upgrade\r\nupgrade: ${req.headers.upgrade ?? ''}\r\n`;
+      for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+      client.write(text + '\r\n');
+      if (head.length > 0) upstream.write(head);
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+      upstream.once('close', () => { client.destroy(); finish({ status: statusCode }); });
+      client.once('close', () => upstream.destroy());
+      upstream.pipe(client);
+      client.pipe(upstream);
+    },
+    onError(err) {
+      const c = classifyUpstreamError(err as Error & { code?: string });
+      if (done) { client.destroy(); return; }
+      sendSocketError(client, c.status, `${what} ${c.text}`);
+      finish({ status: c.status, upstreamError: { reason: c.reason, text: c.text } });
+    },
+  };
+  dispatcher.dispatch({
+    origin: up.origin,
+    path: up.path,
+    method: up.method as Dispatcher.HttpMethod,
+    headers: up.headers,
+    upgrade: req.headers.upgrade ?? 'websocket',
+    headersTimeout: timeouts.headersMs,
+    bodyTimeout: 0,
+  }, handler);
+}

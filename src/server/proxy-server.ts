@@ -1,0 +1,213 @@
+// The request path, start to end: resolve the Connector, check the client's token, build
+// the upstream request with the Connector's credentials, and relay the exchange.
+// Everything a request needs is prebuilt (routes, injectors, metric children); the only
+// await is the authenticator's, and only when its answer is not cached.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { Logger } from 'pino';
+import type { AuthDecision, ClientAuthenticator } from '../auth/authenticator';
+import { WWW_AUTHENTICATE, tokenFromAuthorization } from '../auth/client-token';
+import type { ConnectorIndex, Route } from '../sources/connector-index';
+import type { ProxyMetrics, RouteMetrics } from '../metrics/metrics';
+import { sendError, sendSocketError } from './errors';
+import { forward, forwardUpgrade, type ExchangeEnd, type Timeouts, type UpstreamRequest } from './forward';
+import { upstreamRequestHeaders, type LocationRewrite } from './headers';
+import type { Resolved, Resolver } from './resolve';
+
+export interface ProxyDeps {
+  readonly index: ConnectorIndex;
+  readonly resolver: Resolver;
+  readonly auth: ClientAuthenticator;
+  readonly dispatcher: Dispatcher;
+  readonly metrics: ProxyMetrics;
+  readonly log: Logger;
+  readonly timeouts: Timeouts;
+  readonly proto: 'http' | 'https';
+}
+
+type Refusal = { readonly status: number; readonly message: string; readonly headers?: Record<string, string> };
+type Admitted = { readonly route: Route; readonly resolved: Resolved; readonly user: string };
+
+const CHALLENGE = { 'www-authenticate': WWW_AUTHENTICATE };
+
+/** Answers a request either with a response or by starting the upstream exchange. */
+interface Responder {
+  refuse(r: Refusal, metrics: RouteMetrics, user?: string): void;
+  proceed(a: Admitted, metrics: RouteMetrics): void;
+}
+
+export class ProxyServer {
+  private inFlight = 0;
+
+  constructor(private readonly deps: ProxyDeps) {}
+
+  get activeRequests(): number {
+    return this.inFlight;
+  }
+
+  /** The `request` and `checkContinue` listener. */
+  readonly handleRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = performance.now();
+    this.inFlight++;
+    this.deps.metrics.inFlight.inc();
+    const self = this;
+    this.admit(req, {
+      refuse(r, metrics, user) {
+        sendError(res, r.status, r.message, r.headers);
+        self.finished(req, started, metrics, { status: r.status }, undefined, user);
+      },
+      proceed(a, metrics) {
+        // Only now may the client send its body: an unauthenticated upload never starts.
+        if (req.headers.expect !== undefined && /100-continue/i.test(req.headers.expect)) res.writeContinue();
+        self.exchange(req, res, a, metrics, started);
+      },
+    });
+  };
+
+  /** The `upgrade` listener (WebSocket, SPDY): same checks, then the sockets are joined. */
+  readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const started = performance.now();
+    this.inFlight++;
+    this.deps.metrics.inFlight.inc();
+    const self = this;
+    this.admit(req, {
+      refuse(r, metrics, user) {
+        sendSocketError(socket, r.status, r.message, r.headers);
+        self.finished(req, started, metrics, { status: r.status }, undefined, user);
+      },
+      proceed(a, metrics) {
+        const end = (e: ExchangeEnd): void => self.finished(req, started, metrics, e, a.route, a.user);
+        self.withUpstreamRequest(req, a,
+          (up) => forwardUpgrade(self.deps.dispatcher, req, socket, head, up, self.deps.timeouts, self.describe(a.route), self.rewriteFor(req, a), end),
+          (message) => { sendSocketError(socket, 502, message); end({ status: 502 }); });
+      },
+    });
+  };
+
+  private admit(req: IncomingMessage, out: Responder): void {
+    const { index, resolver, auth, metrics } = this.deps;
+    if (req.method === 'CONNECT') {
+      out.refuse({ status: 405, message: 'CONNECT (TLS tunnelling) is not supported: send plain HTTP requests to the proxy', headers: { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' } }, metrics.unknown());
+      return;
+    }
+    const resolved = resolver.resolve(req.headers.host, req.url ?? '/');
+    if ('error' in resolved) {
+      out.refuse({ status: resolved.status, message: resolved.error }, metrics.unknown());
+      return;
+    }
+    const route = index.route(resolved.namespace, resolved.name);
+    const token = tokenFromAuthorization(req.headers.authorization);
+    if (token === undefined) {
+      out.refuse({ status: 401, message: 'authentication required: send your ServiceAccount token as the Basic password or a Bearer token', headers: CHALLENGE }, metrics.unknown());
+      return;
+    }
+    const decision = auth.check(token, resolved);
+    if (decision instanceof Promise) {
+      decision.then(
+        (d) => this.decide(d, resolved, route, out),
+        () => out.refuse({ status: 503, message: 'cannot check the token now; try again' }, metrics.unknown()),
+      );
+    } else {
+      this.decide(decision, resolved, route, out);
+    }
+  }
+
+  private decide(d: AuthDecision, resolved: Resolved, route: Route | undefined, out: Responder): void {
+    const unknown = this.deps.metrics.unknown();
+    const id = `${resolved.namespace}/${resolved.name}`;
+    if (!d.allowed) {
+      if (d.status === 401) out.refuse({ status: 401, message: `token rejected: ${d.reason}`, headers: CHALLENGE }, unknown);
+      else if (d.status === 403) out.refuse({ status: 403, message: `forbidden: ${d.reason} (connector ${id})` }, unknown, d.user);
+      else out.refuse({ status: 503, message: `cannot check the token now: ${d.reason}` }, unknown);
+      return;
+    }
+    if (route === undefined) {
+      out.refuse({ status: 404, message: `connector ${id} not found` }, unknown, d.user);
+      return;
+    }
+    const metrics = this.deps.metrics.forRoute(route.key, route.className);
+    if (route.resolver !== resolved.form) {
+      const where = route.resolver === 'host' ? `http://${this.deps.resolver.hostFor(route.namespace, route.name)}/` : `/namespaces/${route.namespace}/connectors/${route.name}/`;
+      out.refuse({ status: 404, message: `connector ${id} uses the ${route.resolver} resolver of its ConnectorClass: call it at ${where}` }, metrics, d.user);
+      return;
+    }
+    if (route.broken !== undefined) {
+      out.refuse({ status: 502, message: `connector ${id} (class "${route.className}"${route.authType ? `, auth type "${route.authType}"` : ''}) cannot be used: ${route.broken}` }, metrics, d.user);
+      return;
+    }
+    out.proceed({ route, resolved, user: d.user }, metrics);
+  }
+
+  /**
+   * Builds the upstream request (path, headers, credentials) and hands it to `ready`;
+   * an injector that fails gives `failed` a 502 message and nothing is sent.
+   */
+  private withUpstreamRequest(req: IncomingMessage, a: Admitted, ready: (up: UpstreamRequest) => void, failed: (message: string) => void): void {
+    const { upstream, injector } = a.route;
+    const up: UpstreamRequest = {
+      origin: upstream.origin,
+      method: req.method ?? 'GET',
+      path: upstream.basePath + a.resolved.rest,
+      headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
+        upstreamHost: upstream.host,
+        clientAddress: req.socket.remoteAddress,
+        proto: this.deps.proto,
+      }),
+    };
+    const fail = (err: Error): void => failed(
+      `connector ${a.route.key} (class "${a.route.className}", auth type "${a.route.authType}"): credentials could not be built: ${err.message}`);
+    if (injector === undefined) return ready(up);
+    let r: void | Promise<void>;
+    try {
+      r = injector.inject(up);
+    } catch (err) {
+      return fail(err as Error);
+    }
+    if (r instanceof Promise) r.then(() => ready(up), fail);
+    else ready(up);
+  }
+
+  private exchange(req: IncomingMessage, res: ServerResponse, a: Admitted, metrics: RouteMetrics, started: number): void {
+    const end = (e: ExchangeEnd): void => this.finished(req, started, metrics, e, a.route, a.user);
+    this.withUpstreamRequest(req, a,
+      (up) => forward(this.deps.dispatcher, req, res, up, this.deps.timeouts, this.describe(a.route), this.rewriteFor(req, a), end),
+      (message) => { sendError(res, 502, message); end({ status: 502 }); });
+  }
+
+  private describe(route: Route): string {
+    return `the tool of connector ${route.key} (${route.upstream.origin})`;
+  }
+
+  private rewriteFor(req: IncomingMessage, a: Admitted): () => LocationRewrite {
+    return () => {
+      const u = a.route.upstream;
+      const publicPath = a.resolved.publicPrefix;
+      return {
+        upstreamBase: u.origin + u.basePath,
+        upstreamPath: u.basePath,
+        publicBase: `${this.deps.proto}://${req.headers.host ?? ''}${publicPath}`,
+        publicPath,
+      };
+    };
+  }
+
+  private finished(req: IncomingMessage, started: number, metrics: RouteMetrics, end: ExchangeEnd, route: Route | undefined, user: string | undefined): void {
+    this.inFlight--;
+    this.deps.metrics.inFlight.dec();
+    const seconds = (performance.now() - started) / 1000;
+    metrics.done(end.status, seconds);
+    if (end.upstreamError) metrics.upstreamError(end.upstreamError.reason);
+    const log = this.deps.log;
+    if (!log.isLevelEnabled('info')) return;
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    // The query is left out: tools put tokens there (private_token=, X-Amz-Signature=).
+    log.info({
+      connector: route?.key, user, method: req.method, path: q < 0 ? url : url.slice(0, q), status: end.status,
+      ms: Math.round(seconds * 1e4) / 10,
+      ...(end.upstreamError ? { upstreamError: end.upstreamError.text } : {}),
+      ...(end.clientAborted ? { clientAborted: true } : {}),
+    }, 'request');
+  }
+}

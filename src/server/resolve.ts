@@ -1,0 +1,109 @@
+// Which Connector a request is for (SPEC section 3):
+//   host form  c-<name>.<namespace>.<domain>            path passed unchanged
+//   path form  /namespaces/<ns>/connectors/<name>/<rest>  <rest> appended to the address
+//   OCI path   /v2/namespaces/<ns>/connectors/<name>/<repo>/...  → /v2/<repo>/...
+
+export interface Resolved {
+  readonly form: 'host' | 'path';
+  readonly namespace: string;
+  readonly name: string;
+  /** Path and query to append to the Connector address; always starts with `/`. */
+  readonly rest: string;
+  /** The path prefix the client used for this Connector (`''` in host form). */
+  readonly publicPrefix: string;
+}
+
+export type ResolveResult = Resolved | { readonly error: string; readonly status: 400 | 404 };
+
+const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export class Resolver {
+  private readonly suffix: string;
+
+  constructor(domain: string) {
+    this.suffix = '.' + domain.toLowerCase().replace(/^\.+|\.+$/g, '');
+  }
+
+  resolve(hostHeader: string | undefined, url: string): ResolveResult {
+    if (url.charCodeAt(0) !== 47 /* / */) {
+      return { status: 400, error: 'the request target must be a path (absolute-form requests are for forward proxy mode)' };
+    }
+    if (hasDotSegment(url)) {
+      return { status: 400, error: 'the request path contains "." or ".." segments; send a normalized path' };
+    }
+    const host = hostHeader === undefined ? undefined : this.connectorHost(hostHeader);
+    if (host !== undefined) return { form: 'host', namespace: host.namespace, name: host.name, rest: url, publicPrefix: '' };
+    return resolvePath(url);
+  }
+
+  /** Parses `c-<name>.<ns>.<domain>[:port]`; undefined when the host is not of that form. */
+  connectorHost(hostHeader: string): { namespace: string; name: string } | undefined {
+    let host = hostHeader;
+    const colon = host.lastIndexOf(':');
+    if (colon > 0 && host.charCodeAt(0) !== 91 /* [ */) host = host.slice(0, colon);
+    if (host.length <= this.suffix.length + 4) return undefined;
+    host = host.toLowerCase();
+    if (host.endsWith('.')) host = host.slice(0, -1); // a fully qualified name
+    if (!host.startsWith('c-') || !host.endsWith(this.suffix)) return undefined;
+    const inner = host.slice(2, host.length - this.suffix.length);
+    const dot = inner.lastIndexOf('.');
+    if (dot <= 0) return undefined;
+    const name = inner.slice(0, dot);
+    const namespace = inner.slice(dot + 1);
+    if (!NAME.test(name) || !NAMESPACE.test(namespace)) return undefined;
+    return { namespace, name };
+  }
+
+  hostFor(namespace: string, name: string): string {
+    return `c-${name}.${namespace}${this.suffix}`;
+  }
+}
+
+const PATH_PREFIX = '/namespaces/';
+const OCI_PREFIX = '/v2/namespaces/';
+const CONNECTORS = 'connectors/';
+
+function resolvePath(url: string): ResolveResult {
+  let start: number;
+  let keep: string;
+  if (url.startsWith(PATH_PREFIX)) { start = PATH_PREFIX.length; keep = ''; }
+  else if (url.startsWith(OCI_PREFIX)) { start = OCI_PREFIX.length; keep = '/v2'; }
+  else return notFound;
+  const nsEnd = url.indexOf('/', start);
+  if (nsEnd < 0 || !url.startsWith(CONNECTORS, nsEnd + 1)) return notFound;
+  const namespace = url.slice(start, nsEnd);
+  const nameStart = nsEnd + 1 + CONNECTORS.length;
+  let nameEnd = nameStart;
+  while (nameEnd < url.length) {
+    const c = url.charCodeAt(nameEnd);
+    if (c === 47 /* / */ || c === 63 /* ? */) break;
+    nameEnd++;
+  }
+  const name = url.slice(nameStart, nameEnd);
+  if (!NAMESPACE.test(namespace) || !NAME.test(name)) return notFound;
+  let rest = url.slice(nameEnd);
+  if (rest.charCodeAt(0) !== 47) rest = '/' + rest;
+  return { form: 'path', namespace, name, rest: keep + rest, publicPrefix: url.slice(0, nameEnd) };
+}
+
+const notFound: ResolveResult = Object.freeze({
+  status: 404,
+  error: 'no connector in this request: use http://c-<name>.<namespace>.<domain>/... or /namespaces/<namespace>/connectors/<name>/...',
+});
+
+/**
+ * True when the path (not the query) has a `.` or `..` segment, also percent-encoded.
+ * Such paths are refused rather than normalized: the tool behind could resolve them
+ * differently from us, and they have no legitimate use through a Connector.
+ */
+export function hasDotSegment(url: string): boolean {
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  if (!path.includes('/.') && !/%2e/i.test(path)) return false;
+  for (const raw of path.split('/')) {
+    const seg = raw.length <= 6 ? raw.replace(/%2e/gi, '.') : raw;
+    if (seg === '.' || seg === '..') return true;
+  }
+  return false;
+}

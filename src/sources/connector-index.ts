@@ -1,0 +1,184 @@
+// The in-memory index every source feeds (files or Kubernetes informers) and the request
+// path reads. Readers get a prebuilt Route: upstream address, credential injector and
+// labels, rebuilt only when a Connector, its class or its Secret changes.
+import {
+  RESOLVER_ANNOTATION, objectKey, type AuthTypeSpec, type Connector, type ConnectorClass,
+  type ObjectKey, type Resource, type Secret,
+} from '../types';
+import { buildInjector, type Injector } from '../inject';
+import { requiredSecretKeys } from './validate';
+
+export type ResolverKind = 'host' | 'path';
+
+export interface Upstream {
+  /** `http://host:port`, no trailing slash. */
+  readonly origin: string;
+  /** Address path prefix without trailing slash, `''` for none (e.g. `/gitlab`). */
+  readonly basePath: string;
+  /** The Host header the tool expects. */
+  readonly host: string;
+}
+
+export interface Route {
+  readonly key: ObjectKey;
+  readonly namespace: string;
+  readonly name: string;
+  readonly className: string;
+  readonly resolver: ResolverKind;
+  readonly upstream: Upstream;
+  /** Undefined when the auth type is optional and no Secret is referenced. */
+  readonly injector: Injector | undefined;
+  readonly authType: string;
+  /** Set when the Connector cannot be served: the 502 body says why. */
+  readonly broken: string | undefined;
+}
+
+export class ConnectorIndex {
+  private readonly classes = new Map<string, ConnectorClass>();
+  private readonly connectors = new Map<ObjectKey, Connector>();
+  private readonly secrets = new Map<ObjectKey, Secret>();
+  private routes = new Map<ObjectKey, Route>();
+  private readonly listeners: Array<() => void> = [];
+  private synced = false;
+
+  /** True once the source delivered its first complete state. */
+  get ready(): boolean {
+    return this.synced;
+  }
+
+  markSynced(): void {
+    this.synced = true;
+  }
+
+  onChange(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
+  upsert(obj: Resource): void {
+    switch (obj.kind) {
+      case 'ConnectorClass': this.classes.set(obj.metadata.name, obj); break;
+      case 'Connector': this.connectors.set(objectKey(obj.metadata.namespace, obj.metadata.name), obj); break;
+      case 'Secret': this.secrets.set(objectKey(obj.metadata.namespace, obj.metadata.name), obj); break;
+    }
+    this.changed();
+  }
+
+  remove(kind: Resource['kind'], namespace: string, name: string): void {
+    if (kind === 'ConnectorClass') this.classes.delete(name);
+    else if (kind === 'Connector') this.connectors.delete(objectKey(namespace, name));
+    else this.secrets.delete(objectKey(namespace, name));
+    this.changed();
+  }
+
+  /** Swaps in a whole new state at once (the file source's reload). */
+  replaceAll(objects: readonly Resource[]): void {
+    this.classes.clear();
+    this.connectors.clear();
+    this.secrets.clear();
+    for (const o of objects) {
+      if (o.kind === 'ConnectorClass') this.classes.set(o.metadata.name, o);
+      else if (o.kind === 'Connector') this.connectors.set(objectKey(o.metadata.namespace, o.metadata.name), o);
+      else this.secrets.set(objectKey(o.metadata.namespace, o.metadata.name), o);
+    }
+    this.changed();
+  }
+
+  // Routes are rebuilt lazily: dropping the cache is O(1), so a burst of watch events
+  // (an initial list of 10,000 objects) costs nothing until a request needs a route.
+  private changed(): void {
+    if (this.routes.size > 0) this.routes = new Map();
+    for (const fn of this.listeners) fn();
+  }
+
+  route(namespace: string, name: string): Route | undefined {
+    const key = objectKey(namespace, name);
+    let r = this.routes.get(key);
+    if (r === undefined) {
+      const c = this.connectors.get(key);
+      if (c === undefined) return undefined;
+      r = this.buildRoute(key, c);
+      this.routes.set(key, r);
+    }
+    return r;
+  }
+
+  connector(namespace: string, name: string): Connector | undefined {
+    return this.connectors.get(objectKey(namespace, name));
+  }
+
+  connectorClass(name: string): ConnectorClass | undefined {
+    return this.classes.get(name);
+  }
+
+  secret(namespace: string, name: string): Secret | undefined {
+    return this.secrets.get(objectKey(namespace, name));
+  }
+
+  allConnectors(): IterableIterator<Connector> {
+    return this.connectors.values();
+  }
+
+  counts(): { classes: number; connectors: number; secrets: number } {
+    return { classes: this.classes.size, connectors: this.connectors.size, secrets: this.secrets.size };
+  }
+
+  private buildRoute(key: ObjectKey, c: Connector): Route {
+    const u = new URL(c.spec.address);
+    const basePath = u.pathname.endsWith('/') ? u.pathname.slice(0, -1) : u.pathname;
+    const upstream: Upstream = { origin: u.origin, basePath, host: u.host };
+    const base = {
+      key,
+      namespace: c.metadata.namespace,
+      name: c.metadata.name,
+      className: c.spec.connectorClassName,
+      upstream,
+    };
+    const cls = this.classes.get(c.spec.connectorClassName);
+    if (cls === undefined) {
+      return { ...base, resolver: 'host', injector: undefined, authType: '', broken: `ConnectorClass "${c.spec.connectorClassName}" not found` };
+    }
+    const resolver: ResolverKind = cls.metadata.annotations?.[RESOLVER_ANNOTATION] === 'path' ? 'path' : 'host';
+    const { authType, injector, broken } = this.credentials(c, cls);
+    return { ...base, resolver, injector, authType: authType?.name ?? '', broken };
+  }
+
+  private credentials(c: Connector, cls: ConnectorClass): { authType?: AuthTypeSpec; injector?: Injector; broken?: string } {
+    const types = cls.spec.auth?.types ?? [];
+    const wanted = c.spec.auth?.name;
+    if (types.length === 0) return {};
+    const authType = wanted !== undefined ? types.find((t) => t.name === wanted) : types.length === 1 ? types[0] : undefined;
+    const where = `ConnectorClass "${cls.metadata.name}"`;
+    if (authType === undefined) {
+      return {
+        broken: wanted !== undefined
+          ? `${where} has no auth type "${wanted}" (spec.auth.name)`
+          : `${where} has several auth types: set spec.auth.name to one of ${types.map((t) => t.name).join(', ')}`,
+      };
+    }
+    const ref = c.spec.auth?.secretRef;
+    if (ref === undefined) {
+      return authType.optional
+        ? { authType }
+        : { authType, broken: `auth type "${authType.name}" of ${where} requires a Secret: set spec.auth.secretRef` };
+    }
+    const secretNs = ref.namespace ?? c.metadata.namespace;
+    const secret = this.secrets.get(objectKey(secretNs, ref.name));
+    if (secret === undefined) return { authType, broken: `Secret ${secretNs}/${ref.name} not found (spec.auth.secretRef)` };
+    const data = decodeSecret(secret);
+    const missing = requiredSecretKeys(authType).filter((k) => !data.has(k));
+    if (missing.length > 0) {
+      return { authType, broken: `Secret ${secretNs}/${ref.name} lacks key(s) ${missing.join(', ')} required by auth type "${authType.name}" of ${where}` };
+    }
+    try {
+      return { authType, injector: buildInjector(authType, data) };
+    } catch (err) {
+      return { authType, broken: `${where}, auth type "${authType.name}": ${(err as Error).message}` };
+    }
+  }
+}
+
+export function decodeSecret(s: Secret): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of Object.entries(s.data ?? {})) out.set(k, Buffer.from(v, 'base64').toString('utf8'));
+  return out;
+}

@@ -1,0 +1,134 @@
+// The resources the proxy reads, in one place (SPEC section 2). Field names follow the
+// Kubernetes objects exactly so that YAML manifests and API objects map 1:1.
+
+export const API_GROUP = 'connectors.alauda.io';
+export const API_VERSION = `${API_GROUP}/v1alpha1`;
+export const RESOLVER_ANNOTATION = 'connectors.cpaas.io/proxy-resolver';
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+}
+
+export interface ParamSpec {
+  name: string;
+  type: string;
+  default?: string;
+  description?: string;
+}
+
+export interface NameValue {
+  name: string;
+  value: string;
+}
+
+export interface RegoSource {
+  rego: string;
+}
+
+export interface AuthTypeSpec {
+  name: string;
+  secretType: string;
+  optional?: boolean;
+  params?: ParamSpec[];
+  generator?: RegoSource;
+}
+
+export interface HttpProbe {
+  path?: string;
+  httpHeaders?: Record<string, string> | NameValue[];
+  method?: 'GET' | 'POST';
+  disableRedirect?: boolean;
+}
+
+export interface ServiceRef {
+  kind?: string;
+  name: string;
+  namespace?: string;
+}
+
+export interface ConnectorClassSpec {
+  address?: { type: string };
+  addressExtensions?: ParamSpec[];
+  params?: ParamSpec[];
+  auth?: { types: AuthTypeSpec[] };
+  livenessProbe?: { http?: HttpProbe };
+  authProbes?: { authName: string; params?: ParamSpec[]; probe?: { http?: HttpProbe } }[];
+  api?: { ref?: ServiceRef; uri?: string };
+  proxy?: { ref?: ServiceRef; uri?: string; authExtractor?: RegoSource };
+  configurations?: { name: string; data: Record<string, string> }[];
+}
+
+export interface ConnectorClass {
+  apiVersion: string;
+  kind: 'ConnectorClass';
+  metadata: ObjectMeta;
+  spec: ConnectorClassSpec;
+  status?: { conditions?: Condition[] };
+}
+
+export interface SecretRef {
+  name: string;
+  namespace?: string;
+}
+
+export interface ConnectorSpec {
+  connectorClassName: string;
+  address: string;
+  addressExtensions?: NameValue[];
+  params?: NameValue[];
+  auth?: { name?: string; secretRef?: SecretRef; params?: NameValue[] };
+  caCertSecretRef?: { name: string };
+}
+
+export interface Connector {
+  apiVersion: string;
+  kind: 'Connector';
+  metadata: ObjectMeta & { namespace: string };
+  spec: ConnectorSpec;
+  status?: {
+    proxy?: { httpAddress?: { url: string } };
+    api?: { path?: string };
+    conditions?: Condition[];
+  };
+}
+
+export interface Secret {
+  apiVersion: 'v1';
+  kind: 'Secret';
+  metadata: ObjectMeta & { namespace: string };
+  type?: string;
+  /** base64-encoded values, as the API server stores them */
+  data?: Record<string, string>;
+  /** plain values; only in manifests, merged into data on load */
+  stringData?: Record<string, string>;
+}
+
+export type Resource = ConnectorClass | Connector | Secret;
+
+/** `namespace/name`: the key every index uses. */
+export type ObjectKey = string;
+export function objectKey(namespace: string, name: string): ObjectKey {
+  return `${namespace}/${name}`;
+}
+
+export const SecretTypes = {
+  basicAuth: 'kubernetes.io/basic-auth',
+  sshAuth: 'kubernetes.io/ssh-auth',
+  bearerToken: 'connectors.cpaas.io/bearer-token',
+  registryToken: 'cpaas.io/distribution-registry-token',
+  opaque: 'Opaque',
+} as const;

@@ -1,0 +1,58 @@
+// The demo tool behind the embedded default: a Git server and a small API, both requiring
+// credentials that only the proxy holds (examples/embedded/demo.yaml).
+//   /git/demo.git   git smart HTTP, Basic demo:demo-password
+//   /api/whoami     JSON, Bearer demo-api-token
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { gitHttpHandler } from './git-http';
+
+export const DEMO_BASIC = { username: 'demo', password: 'demo-password' };
+export const DEMO_BEARER = 'demo-api-token';
+
+/** Creates `<root>/demo.git` with one commit, once. */
+export function ensureDemoRepo(root: string): void {
+  const bare = join(root, 'demo.git');
+  if (existsSync(bare)) return;
+  mkdirSync(root, { recursive: true });
+  const work = mkdtempSync(join(tmpdir(), 'demo-repo-'));
+  const git = (...args: string[]): void => { execFileSync('git', args, { cwd: work, stdio: 'ignore' }); };
+  git('init', '-q', '-b', 'main');
+  writeFileSync(join(work, 'README.md'), '# demo\n\nCloned through connectors-proxy: the proxy added the credentials.\n');
+  git('add', '.');
+  git('-c', 'user.name=demo', '-c', 'user.email=demo@example.com', 'commit', '-q', '-m', 'demo commit');
+  execFileSync('git', ['clone', '-q', '--bare', work, bare], { stdio: 'ignore' });
+  execFileSync('git', ['config', 'http.receivepack', 'true'], { cwd: bare });
+}
+
+export function startDemoUpstream(port: number, host: string, repoRoot: string): Promise<void> {
+  ensureDemoRepo(repoRoot);
+  const git = gitHttpHandler({ projectRoot: repoRoot, credentials: DEMO_BASIC, prefix: '/git' });
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith('/git/')) return git(req, res);
+    if (req.url?.startsWith('/api/')) {
+      if (req.headers.authorization !== `Bearer ${DEMO_BEARER}`) {
+        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' }).end('{"error":"unauthorized"}\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ authenticated: true, path: req.url, note: 'the proxy sent the Bearer token' }) + '\n');
+      return;
+    }
+    res.writeHead(404).end('not found\n');
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+}
+
+if (require.main === module) {
+  const port = Number(process.env.DEMO_UPSTREAM_PORT ?? 8081);
+  const root = process.env.DEMO_REPO_ROOT ?? '.cache/demo-repos';
+  startDemoUpstream(port, '127.0.0.1', root).then(() => {
+    process.stdout.write(`demo upstream on http://127.0.0.1:${port} (git at /git/demo.git, API at /api/whoami)\n`);
+  }, (err: Error) => { process.stderr.write(`demo upstream: ${err.message}\n`); process.exit(1); });
+}
