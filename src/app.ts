@@ -75,6 +75,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   server.on('request', proxy.handleRequest);
   server.on('checkContinue', proxy.handleRequest);
   server.on('upgrade', proxy.handleUpgrade);
+  server.on('connect', proxy.handleUpgrade); // refused with 405: no tunnelling
 
   let draining = false;
   const ops = createOpsServer(metrics, {

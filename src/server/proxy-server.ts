@@ -28,12 +28,14 @@ export interface ProxyDeps {
 
 type Refusal = { readonly status: number; readonly message: string; readonly headers?: Record<string, string> };
 type Admitted = { readonly route: Route; readonly resolved: Resolved; readonly user: string };
+/** Who asked for what, for the access log of a refused request. */
+type Who = { readonly connector?: string; readonly user?: string };
 
 const CHALLENGE = { 'www-authenticate': WWW_AUTHENTICATE };
 
 /** Answers a request either with a response or by starting the upstream exchange. */
 interface Responder {
-  refuse(r: Refusal, metrics: RouteMetrics, user?: string): void;
+  refuse(r: Refusal, metrics: RouteMetrics, who?: Who): void;
   proceed(a: Admitted, metrics: RouteMetrics): void;
 }
 
@@ -53,9 +55,9 @@ export class ProxyServer {
     this.deps.metrics.inFlight.inc();
     const self = this;
     this.admit(req, {
-      refuse(r, metrics, user) {
+      refuse(r, metrics, who) {
         sendError(res, r.status, r.message, r.headers);
-        self.finished(req, started, metrics, { status: r.status }, undefined, user);
+        self.finished(req, started, metrics, { status: r.status }, who?.connector, who?.user);
       },
       proceed(a, metrics) {
         // Only now may the client send its body: an unauthenticated upload never starts.
@@ -72,12 +74,12 @@ export class ProxyServer {
     this.deps.metrics.inFlight.inc();
     const self = this;
     this.admit(req, {
-      refuse(r, metrics, user) {
+      refuse(r, metrics, who) {
         sendSocketError(socket, r.status, r.message, r.headers);
-        self.finished(req, started, metrics, { status: r.status }, undefined, user);
+        self.finished(req, started, metrics, { status: r.status }, who?.connector, who?.user);
       },
       proceed(a, metrics) {
-        const end = (e: ExchangeEnd): void => self.finished(req, started, metrics, e, a.route, a.user);
+        const end = (e: ExchangeEnd): void => self.finished(req, started, metrics, e, a.route.key, a.user);
         self.withUpstreamRequest(req, a,
           (up) => forwardUpgrade(self.deps.dispatcher, req, socket, head, up, self.deps.timeouts, self.describe(a.route), self.rewriteFor(req, a), end),
           (message) => { sendSocketError(socket, 502, message); end({ status: 502 }); });
@@ -116,24 +118,25 @@ export class ProxyServer {
   private decide(d: AuthDecision, resolved: Resolved, route: Route | undefined, out: Responder): void {
     const unknown = this.deps.metrics.unknown();
     const id = `${resolved.namespace}/${resolved.name}`;
+    const who: Who = { connector: id, user: d.user };
     if (!d.allowed) {
-      if (d.status === 401) out.refuse({ status: 401, message: `token rejected: ${d.reason}`, headers: CHALLENGE }, unknown);
-      else if (d.status === 403) out.refuse({ status: 403, message: `forbidden: ${d.reason} (connector ${id})` }, unknown, d.user);
-      else out.refuse({ status: 503, message: `cannot check the token now: ${d.reason}` }, unknown);
+      if (d.status === 401) out.refuse({ status: 401, message: `token rejected: ${d.reason}`, headers: CHALLENGE }, unknown, who);
+      else if (d.status === 403) out.refuse({ status: 403, message: `forbidden: ${d.reason} (connector ${id})` }, unknown, who);
+      else out.refuse({ status: 503, message: `cannot check the token now: ${d.reason}` }, unknown, who);
       return;
     }
     if (route === undefined) {
-      out.refuse({ status: 404, message: `connector ${id} not found` }, unknown, d.user);
+      out.refuse({ status: 404, message: `connector ${id} not found` }, unknown, who);
       return;
     }
     const metrics = this.deps.metrics.forRoute(route.key, route.className);
     if (route.resolver !== resolved.form) {
       const where = route.resolver === 'host' ? `http://${this.deps.resolver.hostFor(route.namespace, route.name)}/` : `/namespaces/${route.namespace}/connectors/${route.name}/`;
-      out.refuse({ status: 404, message: `connector ${id} uses the ${route.resolver} resolver of its ConnectorClass: call it at ${where}` }, metrics, d.user);
+      out.refuse({ status: 404, message: `connector ${id} uses the ${route.resolver} resolver of its ConnectorClass: call it at ${where}` }, metrics, who);
       return;
     }
     if (route.broken !== undefined) {
-      out.refuse({ status: 502, message: `connector ${id} (class "${route.className}"${route.authType ? `, auth type "${route.authType}"` : ''}) cannot be used: ${route.broken}` }, metrics, d.user);
+      out.refuse({ status: 502, message: `connector ${id} (class "${route.className}"${route.authType ? `, auth type "${route.authType}"` : ''}) cannot be used: ${route.broken}` }, metrics, who);
       return;
     }
     out.proceed({ route, resolved, user: d.user }, metrics);
@@ -169,7 +172,7 @@ export class ProxyServer {
   }
 
   private exchange(req: IncomingMessage, res: ServerResponse, a: Admitted, metrics: RouteMetrics, started: number): void {
-    const end = (e: ExchangeEnd): void => this.finished(req, started, metrics, e, a.route, a.user);
+    const end = (e: ExchangeEnd): void => this.finished(req, started, metrics, e, a.route.key, a.user);
     this.withUpstreamRequest(req, a,
       (up) => forward(this.deps.dispatcher, req, res, up, this.deps.timeouts, this.describe(a.route), this.rewriteFor(req, a), end),
       (message) => { sendError(res, 502, message); end({ status: 502 }); });
@@ -192,7 +195,7 @@ export class ProxyServer {
     };
   }
 
-  private finished(req: IncomingMessage, started: number, metrics: RouteMetrics, end: ExchangeEnd, route: Route | undefined, user: string | undefined): void {
+  private finished(req: IncomingMessage, started: number, metrics: RouteMetrics, end: ExchangeEnd, connector: string | undefined, user: string | undefined): void {
     this.inFlight--;
     this.deps.metrics.inFlight.dec();
     const seconds = (performance.now() - started) / 1000;
@@ -204,7 +207,7 @@ export class ProxyServer {
     const q = url.indexOf('?');
     // The query is left out: tools put tokens there (private_token=, X-Amz-Signature=).
     log.info({
-      connector: route?.key, user, method: req.method, path: q < 0 ? url : url.slice(0, q), status: end.status,
+      connector, user, method: req.method, path: q < 0 ? url : url.slice(0, q), status: end.status,
       ms: Math.round(seconds * 1e4) / 10,
       ...(end.upstreamError ? { upstreamError: end.upstreamError.text } : {}),
       ...(end.clientAborted ? { clientAborted: true } : {}),
