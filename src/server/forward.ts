@@ -157,8 +157,12 @@ export function forwardUpgrade(
   let done = false;
   const finish = (end: ExchangeEnd): void => { if (!done) { done = true; onEnd(end); } };
   let abortUpstream: ((err?: Error) => void) | undefined;
+  let upgraded = false;
   client.on('error', () => client.destroy());
-  client.once('close', () => { if (!done) { abortUpstream?.(new Error('client closed')); finish({ status: 499, clientAborted: true }); } });
+  // Before the 101 a closed client aborts the exchange; after it, closing is how a session ends.
+  client.once('close', () => {
+    if (!done && !upgraded) { abortUpstream?.(new Error('client closed')); finish({ status: 499, clientAborted: true }); }
+  });
   const handler: Dispatcher.DispatchHandler & { rewriteValue(v: string): string } = {
     rewriteValue: (v: string) => rewriteLocation(v, rewrite()),
     onConnect(abort) { abortUpstream = abort; },
@@ -174,6 +178,7 @@ export function forwardUpgrade(
     onData(chunk) { client.write(chunk); return true; },
     onComplete() { client.end(); },
     onUpgrade(statusCode, rawHeaders, upstream) {
+      upgraded = true;
       const headers = clientResponseHeaders(rawHeaders as Buffer[], handler);
       let text = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? 'Switching Protocols'}\r\nconnection: Upgrade\r\nupgrade: ${req.headers.upgrade ?? ''}\r\n`;
       for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
