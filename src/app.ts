@@ -3,7 +3,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
-import { Agent } from 'undici';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from './config';
 import { StaticTokenAuthenticator } from './auth/static-tokens';
@@ -13,6 +12,7 @@ import { ProxyMetrics } from './metrics/metrics';
 import { ProxyServer } from './server/proxy-server';
 import { createOpsServer } from './server/ops-server';
 import { Resolver } from './server/resolve';
+import { UpstreamPools } from './server/upstream-pools';
 import type { FSWatcher } from 'node:fs';
 
 export interface RunningProxy {
@@ -34,7 +34,8 @@ function listen(server: Server, host: string, port: number): Promise<number> {
 }
 
 export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<RunningProxy> {
-  const metrics = new ProxyMetrics();
+  let proxy: ProxyServer | undefined;
+  const metrics = new ProxyMetrics(() => proxy?.activeRequests ?? 0);
   const index = new ConnectorIndex();
   const source = new FileSource(cfg.manifests, index, log);
   source.start(cfg.watch);
@@ -54,13 +55,13 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     }));
   }
 
-  const dispatcher = new Agent({
+  const pools = new UpstreamPools({
     connect: { timeout: cfg.connectTimeoutMs },
     keepAliveTimeout: cfg.upstreamKeepAliveMs,
     keepAliveMaxTimeout: Math.max(cfg.upstreamKeepAliveMs, 1000),
   });
-  const proxy = new ProxyServer({
-    index, resolver: new Resolver(cfg.domain), auth, dispatcher, metrics, log,
+  proxy = new ProxyServer({
+    index, resolver: new Resolver(cfg.domain), auth, pools, metrics, log,
     timeouts: { headersMs: cfg.headersTimeoutMs, bodyIdleMs: cfg.bodyIdleTimeoutMs },
     proto: cfg.proto,
   });
@@ -72,6 +73,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     // idle clients are bounded by the headers timeout and keep-alive timeout instead.
     requestTimeout: 0,
   });
+  const active = proxy;
   server.on('request', proxy.handleRequest);
   server.on('checkContinue', proxy.handleRequest);
   server.on('upgrade', proxy.handleUpgrade);
@@ -94,11 +96,11 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const deadline = Date.now() + cfg.shutdownGraceMs;
-      while (proxy.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      while (active.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       server.closeAllConnections();
       await closed;
       await new Promise<void>((resolve) => ops.close(() => resolve()));
-      await dispatcher.close();
+      await pools.close();
     },
   };
 }

@@ -7,8 +7,12 @@ import { UNAUTHENTICATED, type AuthDecision, type ClientAuthenticator, type Conn
 
 interface TokenEntry {
   readonly user: string;
-  /** `ns/name`, `ns/*` or `*` patterns. */
-  readonly patterns: readonly string[];
+  /** From `*`: every Connector. */
+  readonly everything: boolean;
+  /** From `ns/*`. */
+  readonly namespaces: ReadonlySet<string>;
+  /** From `ns/name`: namespace → names. */
+  readonly names: ReadonlyMap<string, ReadonlySet<string>>;
   readonly allowed: AuthDecision;
   readonly forbidden: AuthDecision;
 }
@@ -27,13 +31,7 @@ export class StaticTokenAuthenticator implements ClientAuthenticator {
   check(token: string, ref: ConnectorRef): AuthDecision {
     const entry = this.tokens.get(token);
     if (entry === undefined) return UNAUTHENTICATED;
-    for (const p of entry.patterns) {
-      if (p === '*' || p === '*/*') return entry.allowed;
-      const slash = p.indexOf('/');
-      const ns = p.slice(0, slash);
-      const name = p.slice(slash + 1);
-      if (ns === ref.namespace && (name === '*' || name === ref.name)) return entry.allowed;
-    }
+    if (entry.everything || entry.namespaces.has(ref.namespace) || entry.names.get(ref.namespace)?.has(ref.name)) return entry.allowed;
     return entry.forbidden;
   }
 }
@@ -58,17 +56,25 @@ export function parseTokenFile(text: string, file: string): Map<string, TokenEnt
     if (/[\s:]/.test(e.token)) throw new ConfigError(`${where}.token: must not contain white space or ':'`);
     if (typeof e.user !== 'string' || e.user === '') throw new ConfigError(`${where}.user: must be a non-empty string`);
     if (!Array.isArray(e.connectors)) throw new ConfigError(`${where}.connectors: must be a list of "namespace/name", "namespace/*" or "*"`);
-    const patterns = e.connectors.map((p: unknown, j: number) => {
+    let everything = false;
+    const namespaces = new Set<string>();
+    const names = new Map<string, Set<string>>();
+    e.connectors.forEach((p: unknown, j: number) => {
       if (typeof p !== 'string' || !PATTERN.test(p)) {
         throw new ConfigError(`${where}.connectors[${j}]: ${JSON.stringify(p)} is not "namespace/name", "namespace/*" or "*"`);
       }
-      return p;
+      if (p === '*' || p === '*/*') { everything = true; return; }
+      const [ns, name] = p.split('/') as [string, string];
+      if (name === '*') namespaces.add(ns);
+      else (names.get(ns) ?? names.set(ns, new Set()).get(ns)!).add(name);
     });
     if (out.has(e.token)) throw new ConfigError(`${where}.token: the same token appears twice`);
     const user = e.user;
     out.set(e.token, {
       user,
-      patterns,
+      everything,
+      namespaces,
+      names,
       allowed: Object.freeze({ allowed: true, user }),
       forbidden: Object.freeze({ allowed: false, status: 403, reason: `user "${user}" may not use this connector`, user }),
     });

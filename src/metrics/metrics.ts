@@ -1,77 +1,101 @@
-// Prometheus metrics. Label children are cached per connector so the request path does
-// not hash label sets; unknown connectors share one label value so an attacker cannot
-// grow the series count by inventing names.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+// Prometheus metrics. The request path only bumps plain numbers in a per-connector record;
+// the exposition format is produced at scrape time. (prom-client's labelled children hash
+// their label set on every inc/observe, which cost more than the rest of the bookkeeping.)
+// Unknown connectors share one record so invented names cannot grow the series count.
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 
-type CounterChild = ReturnType<Counter<string>['labels']>;
-type HistogramChild = ReturnType<Histogram<string>['labels']>;
+/** Upper bounds (seconds) of the latency histogram's buckets. */
+export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;
 
 export class RouteMetrics {
-  private readonly byStatus = new Map<number, CounterChild>();
-  constructor(
-    private readonly owner: ProxyMetrics,
-    readonly connector: string,
-    readonly className: string,
-    readonly duration: HistogramChild,
-  ) {}
+  readonly requests = new Map<number, number>();
+  readonly upstreamErrors = new Map<string, number>();
+  /** Observations per bucket (not cumulative); the last slot is +Inf. */
+  readonly buckets = new Float64Array(DURATION_BUCKETS.length + 1);
+  durationSum = 0;
+  durationCount = 0;
+
+  constructor(readonly connector: string, readonly className: string) {}
 
   done(status: number, seconds: number): void {
-    let c = this.byStatus.get(status);
-    if (c === undefined) {
-      c = this.owner.requests.labels(this.connector, this.className, String(status));
-      this.byStatus.set(status, c);
-    }
-    c.inc();
-    this.duration.observe(seconds);
+    this.requests.set(status, (this.requests.get(status) ?? 0) + 1);
+    let i = 0;
+    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
+    this.buckets[i]!++;
+    this.durationSum += seconds;
+    this.durationCount++;
   }
 
   upstreamError(reason: string): void {
-    this.owner.upstreamErrors.labels(this.connector, this.className, reason).inc();
+    this.upstreamErrors.set(reason, (this.upstreamErrors.get(reason) ?? 0) + 1);
+  }
+}
+
+type Labels = Record<string, string | number>;
+interface Sample { value: number; labels: Labels; metricName?: string }
+
+/** A metric whose samples are computed at scrape time, in prom-client's registry format. */
+class ScrapedMetric {
+  readonly aggregator = 'sum';
+  constructor(readonly name: string, readonly help: string, readonly type: 'counter' | 'histogram', private readonly samples: () => Sample[]) {}
+  get(): { name: string; help: string; type: string; aggregator: string; values: Sample[] } {
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.samples() };
   }
 }
 
 export class ProxyMetrics {
   readonly registry = new Registry();
-  readonly requests: Counter<string>;
-  readonly duration: Histogram<string>;
-  readonly upstreamErrors: Counter<string>;
-  readonly inFlight: Gauge<string>;
   readonly reloads: Counter<string>;
-  private readonly routes = new Map<string, RouteMetrics>();
+  private readonly byConnector = new Map<string, RouteMetrics>();
+  private readonly all: RouteMetrics[] = [];
+  readonly unknownRoute: RouteMetrics;
 
-  constructor() {
+  constructor(inFlight: () => number) {
     const registers = [this.registry];
-    this.requests = new Counter({
-      name: 'connectors_proxy_requests_total', help: 'Requests answered, by connector, class and status code.',
-      labelNames: ['connector', 'class', 'code'], registers,
+    const register = (m: ScrapedMetric): void => this.registry.registerMetric(m as unknown as Metric);
+    register(new ScrapedMetric('connectors_proxy_requests_total', 'Requests answered, by connector, class and status code.', 'counter',
+      () => this.all.flatMap((r) => [...r.requests].map(([code, value]) => ({ value, labels: { connector: r.connector, class: r.className, code } })))));
+    register(new ScrapedMetric('connectors_proxy_request_duration_seconds', 'Time from request to response end, by connector and class.', 'histogram',
+      () => this.all.flatMap((r) => histogramSamples('connectors_proxy_request_duration_seconds', r))));
+    register(new ScrapedMetric('connectors_proxy_upstream_errors_total', 'Upstream failures (connect, timeout, reset), by connector, class and reason.', 'counter',
+      () => this.all.flatMap((r) => [...r.upstreamErrors].map(([reason, value]) => ({ value, labels: { connector: r.connector, class: r.className, reason } })))));
+    new Gauge({
+      name: 'connectors_proxy_requests_in_flight', help: 'Requests being served now.', registers,
+      collect() { this.set(inFlight()); },
     });
-    this.duration = new Histogram({
-      name: 'connectors_proxy_request_duration_seconds', help: 'Time from request to response end, by connector and class.',
-      labelNames: ['connector', 'class'], registers,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    });
-    this.upstreamErrors = new Counter({
-      name: 'connectors_proxy_upstream_errors_total', help: 'Upstream failures (connect, timeout, reset), by connector, class and reason.',
-      labelNames: ['connector', 'class', 'reason'], registers,
-    });
-    this.inFlight = new Gauge({ name: 'connectors_proxy_requests_in_flight', help: 'Requests being served now.', registers });
     this.reloads = new Counter({
       name: 'connectors_proxy_config_reloads_total', help: 'Configuration reloads, by source and result.',
       labelNames: ['source', 'result'], registers,
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'connectors_proxy_' });
+    this.unknownRoute = this.forRoute('unknown', 'unknown');
   }
 
-  /** The cached label children of one connector (or of `unknown`). */
+  /** The record of one connector; created on its first request. */
   forRoute(connector: string, className: string): RouteMetrics {
-    const id = `${connector}\u0000${className}`;
-    let m = this.routes.get(id);
+    let m = this.byConnector.get(connector);
+    if (m !== undefined && m.className === className) return m;
+    // First request, or the Connector moved to another class: a new series.
+    m = this.all.find((r) => r.connector === connector && r.className === className);
     if (m === undefined) {
-      m = new RouteMetrics(this, connector, className, this.duration.labels(connector, className));
-      this.routes.set(id, m);
+      m = new RouteMetrics(connector, className);
+      this.all.push(m);
     }
+    this.byConnector.set(connector, m);
     return m;
   }
+}
 
-  readonly unknown = (): RouteMetrics => this.forRoute('unknown', 'unknown');
+function histogramSamples(name: string, r: RouteMetrics): Sample[] {
+  const labels = { connector: r.connector, class: r.className };
+  const out: Sample[] = [];
+  let cumulative = 0;
+  DURATION_BUCKETS.forEach((le, i) => {
+    cumulative += r.buckets[i]!;
+    out.push({ metricName: `${name}_bucket`, value: cumulative, labels: { le, ...labels } });
+  });
+  out.push({ metricName: `${name}_bucket`, value: r.durationCount, labels: { le: '+Inf', ...labels } });
+  out.push({ metricName: `${name}_sum`, value: r.durationSum, labels });
+  out.push({ metricName: `${name}_count`, value: r.durationCount, labels });
+  return out;
 }

@@ -29,6 +29,9 @@ export interface ExchangeEnd {
   readonly clientAborted?: boolean;
 }
 
+/** Response bytes buffered toward a slow client before the upstream is paused. */
+const RELAY_BACKLOG_BYTES = 256 * 1024;
+
 /** Makes a LocationRewrite on first use: most responses carry no Location. */
 export type RewriteSource = () => LocationRewrite;
 
@@ -55,11 +58,12 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     private readonly rewriteSource: RewriteSource,
     private readonly onEnd: (end: ExchangeEnd) => void,
   ) {
-    res.on('drain', this.onDrain);
-    res.once('close', this.onClientClose);
+    res.on('close', this.onClientClose);
   }
 
+  private draining = false;
   private readonly onDrain = (): void => {
+    this.draining = false;
     this.resumeUpstream?.();
   };
 
@@ -92,7 +96,16 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.ended) return false;
-    return this.res.write(chunk);
+    // The socket's 16 KiB high-water mark is below one undici chunk (up to 64 KiB), so
+    // honouring write()'s false would pause the upstream after every chunk. Pause only when
+    // a real backlog builds up; 'drain' still follows any write that returned false.
+    this.res.write(chunk);
+    if (this.res.writableLength < RELAY_BACKLOG_BYTES) return true;
+    if (!this.draining) {
+      this.draining = true;
+      this.res.once('drain', this.onDrain);
+    }
+    return false;
   }
 
   onComplete(): void {
@@ -112,7 +125,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   private finish(end: ExchangeEnd): void {
     if (this.ended) return;
     this.ended = true;
-    this.res.off('drain', this.onDrain);
+    if (this.draining) this.res.off('drain', this.onDrain);
     this.onEnd(end);
   }
 }

@@ -4,7 +4,6 @@
 // await is the authenticator's, and only when its answer is not cached.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { AuthDecision, ClientAuthenticator } from '../auth/authenticator';
 import { WWW_AUTHENTICATE, tokenFromAuthorization } from '../auth/client-token';
@@ -14,12 +13,13 @@ import { sendError, sendSocketError } from './errors';
 import { forward, forwardUpgrade, type ExchangeEnd, type Timeouts, type UpstreamRequest } from './forward';
 import { upstreamRequestHeaders, type LocationRewrite } from './headers';
 import type { Resolved, Resolver } from './resolve';
+import type { UpstreamPools } from './upstream-pools';
 
 export interface ProxyDeps {
   readonly index: ConnectorIndex;
   readonly resolver: Resolver;
   readonly auth: ClientAuthenticator;
-  readonly dispatcher: Dispatcher;
+  readonly pools: UpstreamPools;
   readonly metrics: ProxyMetrics;
   readonly log: Logger;
   readonly timeouts: Timeouts;
@@ -52,7 +52,6 @@ export class ProxyServer {
   readonly handleRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     this.inFlight++;
-    this.deps.metrics.inFlight.inc();
     const self = this;
     this.admit(req, {
       refuse(r, metrics, who) {
@@ -71,7 +70,6 @@ export class ProxyServer {
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const started = performance.now();
     this.inFlight++;
-    this.deps.metrics.inFlight.inc();
     const self = this;
     this.admit(req, {
       refuse(r, metrics, who) {
@@ -81,7 +79,7 @@ export class ProxyServer {
       proceed(a, metrics) {
         const end = (e: ExchangeEnd): void => self.finished(req, started, metrics, e, a.route.key, a.user);
         self.withUpstreamRequest(req, a,
-          (up) => forwardUpgrade(self.deps.dispatcher, req, socket, head, up, self.deps.timeouts, self.describe(a.route), self.rewriteFor(req, a), end),
+          (up) => forwardUpgrade(self.deps.pools.get(up.origin), req, socket, head, up, self.deps.timeouts, self.describe(a.route), self.rewriteFor(req, a), end),
           (message) => { sendSocketError(socket, 502, message); end({ status: 502 }); });
       },
     });
@@ -90,25 +88,25 @@ export class ProxyServer {
   private admit(req: IncomingMessage, out: Responder): void {
     const { index, resolver, auth, metrics } = this.deps;
     if (req.method === 'CONNECT') {
-      out.refuse({ status: 405, message: 'CONNECT (TLS tunnelling) is not supported: send plain HTTP requests to the proxy', headers: { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' } }, metrics.unknown());
+      out.refuse({ status: 405, message: 'CONNECT (TLS tunnelling) is not supported: send plain HTTP requests to the proxy', headers: { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' } }, metrics.unknownRoute);
       return;
     }
     const resolved = resolver.resolve(req.headers.host, req.url ?? '/');
     if ('error' in resolved) {
-      out.refuse({ status: resolved.status, message: resolved.error }, metrics.unknown());
+      out.refuse({ status: resolved.status, message: resolved.error }, metrics.unknownRoute);
       return;
     }
     const route = index.route(resolved.namespace, resolved.name);
     const token = tokenFromAuthorization(req.headers.authorization);
     if (token === undefined) {
-      out.refuse({ status: 401, message: 'authentication required: send your ServiceAccount token as the Basic password or a Bearer token', headers: CHALLENGE }, metrics.unknown());
+      out.refuse({ status: 401, message: 'authentication required: send your ServiceAccount token as the Basic password or a Bearer token', headers: CHALLENGE }, metrics.unknownRoute);
       return;
     }
     const decision = auth.check(token, resolved);
     if (decision instanceof Promise) {
       decision.then(
         (d) => this.decide(d, resolved, route, out),
-        () => out.refuse({ status: 503, message: 'cannot check the token now; try again' }, metrics.unknown()),
+        () => out.refuse({ status: 503, message: 'cannot check the token now; try again' }, metrics.unknownRoute),
       );
     } else {
       this.decide(decision, resolved, route, out);
@@ -116,7 +114,7 @@ export class ProxyServer {
   }
 
   private decide(d: AuthDecision, resolved: Resolved, route: Route | undefined, out: Responder): void {
-    const unknown = this.deps.metrics.unknown();
+    const unknown = this.deps.metrics.unknownRoute;
     const id = `${resolved.namespace}/${resolved.name}`;
     const who: Who = { connector: id, user: d.user };
     if (!d.allowed) {
@@ -174,7 +172,7 @@ export class ProxyServer {
   private exchange(req: IncomingMessage, res: ServerResponse, a: Admitted, metrics: RouteMetrics, started: number): void {
     const end = (e: ExchangeEnd): void => this.finished(req, started, metrics, e, a.route.key, a.user);
     this.withUpstreamRequest(req, a,
-      (up) => forward(this.deps.dispatcher, req, res, up, this.deps.timeouts, this.describe(a.route), this.rewriteFor(req, a), end),
+      (up) => forward(this.deps.pools.get(up.origin), req, res, up, this.deps.timeouts, this.describe(a.route), this.rewriteFor(req, a), end),
       (message) => { sendError(res, 502, message); end({ status: 502 }); });
   }
 
@@ -197,7 +195,6 @@ export class ProxyServer {
 
   private finished(req: IncomingMessage, started: number, metrics: RouteMetrics, end: ExchangeEnd, connector: string | undefined, user: string | undefined): void {
     this.inFlight--;
-    this.deps.metrics.inFlight.dec();
     const seconds = (performance.now() - started) / 1000;
     metrics.done(end.status, seconds);
     if (end.upstreamError) metrics.upstreamError(end.upstreamError.reason);

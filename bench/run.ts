@@ -1,0 +1,289 @@
+// The bench runner (started by bench/run.sh, which installs, builds and cleans up): the
+// same load through this proxy and its peers, one after the other in one run, and the
+// ratios of this proxy to each. See bench/README.md for what is measured.
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, truncateSync, writeFileSync, chmodSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { MAIN, REPO_ROOT, connectorManifests } from '../test/support/proxy';
+import { startNginx, proxyHttp, upstreamHttp, type Nginx } from './nginx';
+import { firstLine, freePort, memory, run, start, stop, stopAll, terminateAll, waitUntil } from './procs';
+
+const env = (name: string, fallback: number): number => {
+  const v = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
+  return v;
+};
+const DURATION_S = env('BENCH_DURATION', 10);
+const WARMUP_S = env('BENCH_WARMUP', 2);
+const CONNECTIONS = env('BENCH_CONNECTIONS', 50);
+const DOWNLOAD_BYTES = env('BENCH_DOWNLOAD_MIB', 1024) * 1024 * 1024;
+const PIN = process.env.BENCH_PIN !== '0' && cpus().length >= 2;
+/** wrk, curl and the upstream on one CPU; the peer under test alone on the other. */
+const LOAD_CPU = PIN ? '0' : undefined;
+const PEER_CPU = PIN ? '1' : undefined;
+/** Extra flags for this proxy, for what-if runs: BENCH_PROXY_ARGS='--log-level warn'. */
+const PROXY_ARGS = (process.env.BENCH_PROXY_ARGS ?? '').split(' ').filter((a) => a !== '');
+/** When set, the Node peers run with --cpu-prof and write `<peer>-<phase>.cpuprofile` here. */
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? resolve(process.env.BENCH_PROFILE_DIR) : undefined;
+
+const TOOL_USER = 'bench-user';
+const TOOL_PASSWORD = 'bench-tool-password';
+/** What every peer must send upstream; the upstream answers 401 to anything else. */
+const INJECTED = 'Basic ' + Buffer.from(`${TOOL_USER}:${TOOL_PASSWORD}`).toString('base64');
+const CLIENT_TOKEN = 'bench-client-token';
+/** What the load generator sends to every peer (direct excepted). */
+const CLIENT_AUTH = `Bearer ${CLIENT_TOKEN}`;
+const SMALL_BYTES = 1024;
+
+/** A running peer: where to send requests and which process to measure. */
+interface Target {
+  /** `http://127.0.0.1:<port><prefix>`; `/small` and `/big` are appended. */
+  readonly base: string;
+  readonly authorization: string;
+  readonly pid: number | undefined;
+  stop(): Promise<void>;
+}
+
+interface Peer {
+  readonly name: string;
+  /** `phase` names its files: `rps` or `download`. */
+  start(phase: Phase): Promise<Target>;
+}
+
+type Phase = 'rps' | 'download';
+interface Rps { rps: number; p50ms: number; p99ms: number; non2xx: number; errors: number }
+interface Download { mbps: number; idleMiB: number | undefined; peakMiB: number | undefined }
+
+const tmp = process.argv[2];
+if (tmp === undefined || !existsSync(tmp)) {
+  process.stderr.write('usage: node dist/bench/run.js <empty temp dir> (bench/run.sh makes one)\n');
+  process.exit(2);
+}
+/** The upstream nginx, started first by main(). */
+let upstream: Nginx;
+
+// nginx workers run as nobody when started by root: they must reach the files in here.
+chmodSync(tmp, 0o755);
+
+async function curl(url: string, authorization: string | undefined, format: string): Promise<string> {
+  const auth = authorization === undefined ? [] : ['-H', `Authorization: ${authorization}`];
+  return (await run('curl', ['-s', '-o', '/dev/null', '-w', format, ...auth, url], { cpu: LOAD_CPU })).trim();
+}
+
+/** `expected` is a status (`401`) or a status and a body size (`200 1024`). */
+async function expectStatus(url: string, authorization: string | undefined, expected: string, what: string): Promise<void> {
+  const got = await curl(url, authorization, '%{http_code} %{size_download}');
+  if (got !== expected && got.split(' ')[0] !== expected) throw new Error(`${what}: expected "${expected}", got "${got}" from ${url}`);
+}
+
+function profileFlags(name: string): string[] {
+  return PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${name}.cpuprofile`];
+}
+
+async function startThisProxy(phase: Phase): Promise<Target> {
+  const dir = join(tmp!, `proxy-${phase}`);
+  mkdirSync(join(dir, 'manifests'), { recursive: true });
+  writeFileSync(join(dir, 'manifests', 'bench.yaml'), connectorManifests({
+    address: `http://127.0.0.1:${upstream.port}`, namespace: 'bench', name: 'tool', resolver: 'path',
+    secretData: { username: TOOL_USER, password: TOOL_PASSWORD },
+  }));
+  const tokens = join(dir, 'tokens.yaml');
+  writeFileSync(tokens, `tokens:\n  - token: ${CLIENT_TOKEN}\n    user: system:serviceaccount:bench:client\n    connectors: ["bench/*"]\n`);
+  const logFile = join(dir, 'proxy.log');
+  const log = openSync(logFile, 'w');
+  // Ports picked here, not port 0: with BENCH_PROXY_ARGS='--log-level warn' no log line tells them.
+  const port = await freePort();
+  let opsPort: number;
+  do opsPort = await freePort(); while (opsPort === port);
+  const child = start(process.execPath, [...profileFlags(`proxy-${phase}`), MAIN,
+    '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--manifests', join(dir, 'manifests'),
+    '--tokens', tokens, '--domain', 'bench.local', '--log-level', 'info', '--shutdown-grace-ms', '2000', ...PROXY_ARGS,
+  ], { cpu: PEER_CPU, stdio: ['ignore', log, log] });
+  closeSync(log);
+  await waitUntil('connectors-proxy /readyz', async () => {
+    if (child.exitCode !== null) throw new Error(`connectors-proxy exited: ${readFileSync(logFile, 'utf8')}`);
+    const status = await curl(`http://127.0.0.1:${opsPort}/readyz`, undefined, '%{http_code}').catch(() => 'refused');
+    return status === '200';
+  });
+  const base = `http://127.0.0.1:${port}/namespaces/bench/connectors/tool`;
+  await expectStatus(`${base}/small`, undefined, '401', 'connectors-proxy without a client token');
+  return { base, authorization: CLIENT_AUTH, pid: child.pid, stop: () => stop(child) };
+}
+
+async function startNodePeer(name: string, phase: Phase): Promise<Target> {
+  const child = start(process.execPath, [...profileFlags(`${name}-${phase}`), join(__dirname, 'peers', `${name}.js`), `http://127.0.0.1:${upstream.port}`, INJECTED], { cpu: PEER_CPU });
+  const port = await firstLine(child, (line) => (line.startsWith('{"port":') ? (JSON.parse(line) as { port: number }).port : undefined));
+  return { base: `http://127.0.0.1:${port}`, authorization: CLIENT_AUTH, pid: child.pid, stop: () => stop(child) };
+}
+
+async function startNginxPeer(phase: Phase): Promise<Target> {
+  const dir = join(tmp!, `nginx-${phase}`);
+  const port = await freePort();
+  const nginx = await startNginx(dir, port, proxyHttp(port, upstream.port, INJECTED, join(dir, 'access.log')), PEER_CPU);
+  return { base: `http://127.0.0.1:${port}`, authorization: CLIENT_AUTH, pid: nginx.workerPid, stop: () => nginx.stop() };
+}
+
+const ALL_PEERS: readonly Peer[] = [
+  { name: 'direct', start: async () => ({ base: `http://127.0.0.1:${upstream.port}`, authorization: INJECTED, pid: undefined, stop: async () => {} }) },
+  { name: 'proxy', start: startThisProxy },
+  { name: 'undici', start: (phase) => startNodePeer('undici-proxy', phase) },
+  { name: 'http-proxy', start: (phase) => startNodePeer('http-proxy', phase) },
+  { name: 'nginx', start: startNginxPeer },
+];
+/** BENCH_PEERS=proxy,undici runs only those (a profiling run, a quick look). */
+const PEERS = process.env.BENCH_PEERS ? ALL_PEERS.filter((p) => process.env.BENCH_PEERS!.split(',').includes(p.name)) : ALL_PEERS;
+
+async function wrk(url: string, authorization: string, seconds: number): Promise<Rps> {
+  const out = await run('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', join(REPO_ROOT, 'bench', 'report.lua'),
+    '-H', `Authorization: ${authorization}`, url], { cpu: LOAD_CPU });
+  const line = out.split('\n').find((l) => l.startsWith('WRK_JSON '));
+  if (line === undefined) throw new Error(`wrk printed no report:\n${out}`);
+  const r = JSON.parse(line.slice('WRK_JSON '.length)) as {
+    requests: number; duration_us: number; p50_us: number; p99_us: number; non2xx: number;
+    connect_errors: number; read_errors: number; write_errors: number; timeouts: number;
+  };
+  return {
+    rps: r.requests / (r.duration_us / 1e6), p50ms: r.p50_us / 1000, p99ms: r.p99_us / 1000, non2xx: r.non2xx,
+    errors: r.connect_errors + r.read_errors + r.write_errors + r.timeouts,
+  };
+}
+
+async function measureRps(peer: Peer): Promise<Rps> {
+  const t = await peer.start('rps');
+  try {
+    await expectStatus(`${t.base}/small`, t.authorization, `200 ${SMALL_BYTES}`, peer.name);
+    await wrk(`${t.base}/small`, t.authorization, WARMUP_S);
+    return await wrk(`${t.base}/small`, t.authorization, DURATION_S);
+  } finally {
+    await t.stop();
+  }
+}
+
+/** Measured downloads per peer, after one warm-up download; the middle speed is reported. */
+const DOWNLOADS = 3;
+
+async function measureDownload(peer: Peer): Promise<Download> {
+  const t = await peer.start('download');
+  try {
+    await expectStatus(`${t.base}/small`, t.authorization, `200 ${SMALL_BYTES}`, peer.name);
+    const idle = t.pid === undefined ? undefined : memory(t.pid).rssKiB / 1024;
+    const speeds: number[] = [];
+    for (let i = 0; i <= DOWNLOADS; i++) {
+      const [code, size, speed] = (await curl(`${t.base}/big`, t.authorization, '%{http_code} %{size_download} %{speed_download}')).split(' ');
+      if (code !== '200' || Number(size) !== DOWNLOAD_BYTES) throw new Error(`${peer.name}: download got HTTP ${code} and ${size} of ${DOWNLOAD_BYTES} bytes`);
+      // The first one warms the JIT and lets V8 size its heap for streaming, as wrk's warm-up does.
+      if (i > 0) speeds.push(Number(speed) / 1e6);
+    }
+    // A fresh process per peer, so VmHWM is the peak of these downloads (start-up included).
+    const peak = t.pid === undefined ? undefined : memory(t.pid).peakKiB / 1024;
+    return { mbps: speeds.sort((x, y) => x - y)[Math.floor(DOWNLOADS / 2)]!, idleMiB: idle, peakMiB: peak };
+  } finally {
+    await t.stop();
+  }
+}
+
+/** The first line a tool prints about its version (nginx and wrk print it on stderr). */
+function version(cmd: string, flag: string): string {
+  const r = spawnSync(cmd, [flag], { encoding: 'utf8' });
+  return `${r.stdout}${r.stderr}`.split('\n')[0]!.replace(/^nginx version: /, '').split(' ').slice(0, 2).join(' ');
+}
+
+// Output ------------------------------------------------------------------------------
+
+const col = (s: string, w: number): string => (s.length >= w ? s + ' ' : s + ' '.repeat(w - s.length));
+const rcol = (s: string, w: number): string => (s.length >= w ? ' ' + s : ' '.repeat(w - s.length) + s);
+const fix = (n: number | undefined, d: number): string => (n === undefined ? '-' : n.toFixed(d));
+const NAME_W = 12;
+
+function ratios(what: string, values: ReadonlyMap<string, number>): string {
+  const mine = values.get('proxy');
+  if (mine === undefined) return '';
+  const parts: string[] = [];
+  for (const [name, v] of values) if (name !== 'proxy') parts.push(`proxy/${name} ${(mine / v).toFixed(2)}x`);
+  return parts.length === 0 ? '' : `  ${what}: ${parts.join('   ')}\n`;
+}
+
+const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+
+async function main(): Promise<void> {
+  const began = Date.now();
+  const out = (s: string): boolean => process.stdout.write(s);
+  const www = join(tmp!, 'www');
+  mkdirSync(www);
+  const big = join(www, 'big');
+  writeFileSync(big, '');
+  truncateSync(big, DOWNLOAD_BYTES); // sparse: no disk, served from the page cache
+  const upstreamPort = await freePort();
+  upstream = await startNginx(join(tmp!, 'nginx-upstream'), upstreamPort, upstreamHttp(upstreamPort, www, INJECTED), LOAD_CPU);
+  await expectStatus(`http://127.0.0.1:${upstream.port}/small`, undefined, '401', 'upstream without credentials');
+  await expectStatus(`http://127.0.0.1:${upstream.port}/small`, CLIENT_AUTH, '401', 'upstream with the client token');
+  await expectStatus(`http://127.0.0.1:${upstream.port}/small`, INJECTED, `200 ${SMALL_BYTES}`, 'upstream with the injected credentials');
+
+  out(`connectors-proxy bench: loopback, ${cpus().length} CPUs, node ${process.version}, ${version('nginx', '-v')}, ${version('wrk', '-v')}, ${version('curl', '--version')}\n`);
+  out(PIN
+    ? '  pinning: wrk, curl and the upstream nginx on CPU 0 (taskset); the peer under test alone on CPU 1\n'
+    : '  pinning: none (BENCH_PIN=0 or fewer than 2 CPUs)\n');
+  out(`  upstream: nginx (1 worker) answering 401 unless Authorization is the injected value; checked before each run\n`);
+  out(`  peers: direct = straight to the upstream; proxy = connectors-proxy (auth, injection, metrics, info logs to a file);\n`);
+  out(`         undici = bare undici Pool proxy (bench/peers); http-proxy = npm http-proxy, keep-alive agent;\n`);
+  out(`         nginx = proxy_pass + upstream keepalive, 1 worker, buffered access log to a file\n\n`);
+
+  out(`GET 1 KiB: wrk -t1 -c${CONNECTIONS}, ${WARMUP_S} s warm-up then ${DURATION_S} s per peer, a fresh process each\n`);
+  out(col('', NAME_W) + rcol('req/s', 10) + rcol('p50 ms', 9) + rcol('p99 ms', 9) + rcol('non-2xx', 9) + rcol('sock err', 9) + '\n');
+  const rps = new Map<string, number>();
+  let failures = 0;
+  for (const peer of PEERS) {
+    const r = await measureRps(peer);
+    rps.set(peer.name, r.rps);
+    failures += r.non2xx + r.errors;
+    out(col(peer.name, NAME_W) + rcol(fix(r.rps, 0), 10) + rcol(fix(r.p50ms, 2), 9) + rcol(fix(r.p99ms, 2), 9)
+      + rcol(String(r.non2xx), 9) + rcol(String(r.errors), 9) + '\n');
+  }
+  out(ratios('req/s', rps));
+  const proxyLog = join(tmp!, 'proxy-rps', 'proxy.log');
+  if (existsSync(proxyLog)) {
+    const text = readFileSync(proxyLog, 'utf8');
+    out(`  proxy log: ${text.split('"msg":"request"').length - 1} request lines, ${(text.length / 1024 ** 2).toFixed(1)} MiB written to a file\n`);
+  }
+
+  // The first read of the sparse file fills the page cache (slow); no peer should pay for it.
+  await curl(`http://127.0.0.1:${upstream.port}/big`, INJECTED, '%{http_code}');
+  out(`\n${DOWNLOAD_BYTES / 1024 ** 2} MiB download: curl -o /dev/null, 1 warm-up + ${DOWNLOADS} per peer in a fresh process; median MB/s (10^6 B/s);\n`);
+  out(`  RSS of the proxying process (nginx: its worker) before the downloads and its peak (VmHWM) after them\n`);
+  out(col('', NAME_W) + rcol('MB/s', 10) + rcol('RSS idle MiB', 14) + rcol('RSS peak MiB', 14) + '\n');
+  const speed = new Map<string, number>();
+  const peaks = new Map<string, number>();
+  for (const peer of PEERS) {
+    const d = await measureDownload(peer);
+    speed.set(peer.name, d.mbps);
+    if (d.peakMiB !== undefined) peaks.set(peer.name, d.peakMiB);
+    out(col(peer.name, NAME_W) + rcol(fix(d.mbps, 0), 10) + rcol(fix(d.idleMiB, 1), 14) + rcol(fix(d.peakMiB, 1), 14) + '\n');
+  }
+  out(ratios('MB/s', speed));
+
+  out('\ntargets (measured above, not enforced):\n');
+  const proxyRps = rps.get('proxy');
+  const target = (label: string, value: number | undefined, ok: (v: number) => boolean, shown: (v: number) => string): void => {
+    if (value !== undefined) out(`  ${col(label, 26)} ${col(verdict(ok(value)), 8)}(${shown(value)})\n`);
+  };
+  const vsProxy = (peer: string): number | undefined => (rps.has(peer) && proxyRps !== undefined ? proxyRps / rps.get(peer)! : undefined);
+  target('proxy >= undici req/s', vsProxy('undici'), (r) => r >= 1, (r) => `${r.toFixed(2)}x`);
+  target('proxy >= 2x http-proxy', vsProxy('http-proxy'), (r) => r >= 2, (r) => `${r.toFixed(2)}x`);
+  target('streaming >= 1 GB/s', speed.get('proxy'), (v) => v >= 1000, (v) => `${v.toFixed(0)} MB/s`);
+  target('peak RSS < 128 MiB', peaks.get('proxy'), (v) => v < 128, (v) => `${v.toFixed(1)} MiB`);
+  out(`\n${failures === 0 ? 'every response was 2xx' : `${failures} non-2xx responses or socket errors: the numbers above are not valid`}; ${Math.round((Date.now() - began) / 1000)} s\n`);
+  if (PROFILE_DIR !== undefined) out(`CPU profiles in ${PROFILE_DIR}: node dist/bench/cpuprofile.js ${PROFILE_DIR}/proxy-rps.cpuprofile\n`);
+  await upstream.stop();
+  process.exitCode = failures === 0 ? 0 : 1;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => { void stopAll().then(() => process.exit(130)); });
+}
+process.on('exit', terminateAll);
+main().catch(async (err: Error) => {
+  process.stderr.write(`bench failed: ${err.message}\n`);
+  await stopAll();
+  process.exit(1);
+});
