@@ -129,6 +129,7 @@ const ALL_PEERS: readonly Peer[] = [
   { name: 'proxy', start: startThisProxy },
   { name: 'undici', start: (phase) => startNodePeer('undici-proxy', phase) },
   { name: 'http-proxy', start: (phase) => startNodePeer('http-proxy', phase) },
+  { name: 'node-http', start: (phase) => startNodePeer('node-http-proxy', phase) },
   { name: 'nginx', start: startNginxPeer },
 ];
 /** BENCH_PEERS=proxy,undici runs only those (a profiling run, a quick look). */
@@ -227,6 +228,7 @@ async function main(): Promise<void> {
   out(`  upstream: nginx (1 worker) answering 401 unless Authorization is the injected value; checked before each run\n`);
   out(`  peers: direct = straight to the upstream; proxy = connectors-proxy (auth, injection, metrics, info logs to a file);\n`);
   out(`         undici = bare undici Pool proxy (bench/peers); http-proxy = npm http-proxy, keep-alive agent;\n`);
+  out(`         node-http = bare proxy on Node's http client (bench/peers);\n`);
   out(`         nginx = proxy_pass + upstream keepalive, 1 worker, buffered access log to a file\n\n`);
 
   out(`GET 1 KiB: wrk -t1 -c${CONNECTIONS}, ${WARMUP_S} s warm-up then ${DURATION_S} s per peer, a fresh process each\n`);
