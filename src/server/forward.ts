@@ -130,17 +130,19 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 }
 
-export function forward(
-  dispatcher: Dispatcher,
-  req: IncomingMessage,
-  res: ServerResponse,
-  up: UpstreamRequest,
-  timeouts: Timeouts,
-  what: string,
-  rewrite: RewriteSource,
-  onEnd: (end: ExchangeEnd) => void,
-): void {
-  const relay = new ResponseRelay(res, what, rewrite, onEnd);
+/** One request's upstream side: what to send, and how to report and rewrite. */
+export interface Exchange {
+  readonly up: UpstreamRequest;
+  readonly timeouts: Timeouts;
+  /** The subject of error messages: `the tool of connector ns/name (origin)`. */
+  readonly what: string;
+  readonly rewrite: RewriteSource;
+  readonly onEnd: (end: ExchangeEnd) => void;
+}
+
+export function forward(dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, ex: Exchange): void {
+  const { up, timeouts } = ex;
+  const relay = new ResponseRelay(res, ex.what, ex.rewrite, ex.onEnd);
   dispatcher.dispatch({
     origin: up.origin,
     path: up.path,
@@ -156,17 +158,8 @@ export function forward(
  * An `Upgrade` exchange (WebSocket, SPDY): after the tool answers 101, the two sockets are
  * joined and bytes flow both ways untouched until either side closes.
  */
-export function forwardUpgrade(
-  dispatcher: Dispatcher,
-  req: IncomingMessage,
-  client: Duplex,
-  head: Buffer,
-  up: UpstreamRequest,
-  timeouts: Timeouts,
-  what: string,
-  rewrite: RewriteSource,
-  onEnd: (end: ExchangeEnd) => void,
-): void {
+export function forwardUpgrade(dispatcher: Dispatcher, req: IncomingMessage, client: Duplex, head: Buffer, ex: Exchange): void {
+  const { up, timeouts, what, rewrite, onEnd } = ex;
   let done = false;
   const finish = (end: ExchangeEnd): void => { if (!done) { done = true; onEnd(end); } };
   let abortUpstream: ((err?: Error) => void) | undefined;
@@ -181,10 +174,7 @@ export function forwardUpgrade(
     onConnect(abort) { abortUpstream = abort; },
     onHeaders(statusCode, rawHeaders) {
       // The tool refused the upgrade (401, 404, ...): relay its answer and close.
-      const headers = clientResponseHeaders(rawHeaders as Buffer[], handler);
-      let text = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? ''}\r\n`;
-      for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
-      client.write(text + 'connection: close\r\n\r\n');
+      client.write(responseHead(statusCode, clientResponseHeaders(rawHeaders as Buffer[], handler), 'connection: close\r\n'));
       finish({ status: statusCode });
       return true;
     },
@@ -192,10 +182,9 @@ export function forwardUpgrade(
     onComplete() { client.end(); },
     onUpgrade(statusCode, rawHeaders, upstream) {
       upgraded = true;
-      const headers = clientResponseHeaders(rawHeaders as Buffer[], handler);
-      let text = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? 'Switching Protocols'}\r\nconnection: Upgrade\r\nupgrade: ${req.headers.upgrade ?? ''}\r\n`;
-      for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
-      client.write(text + '\r\n');
+      // undici consumed Connection and Upgrade as hop-by-hop; a 101 must carry them.
+      const upgrade = `connection: Upgrade\r\nupgrade: ${req.headers.upgrade ?? ''}\r\n`;
+      client.write(responseHead(statusCode, clientResponseHeaders(rawHeaders as Buffer[], handler), upgrade));
       if (head.length > 0) upstream.write(head);
       upstream.on('error', () => client.destroy());
       client.on('error', () => upstream.destroy());
@@ -220,4 +209,11 @@ export function forwardUpgrade(
     headersTimeout: timeouts.headersMs,
     bodyTimeout: 0,
   }, handler);
+}
+
+/** A raw HTTP/1.1 response head for a socket that has no ServerResponse. */
+function responseHead(status: number, headers: readonly string[], extra: string): string {
+  let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${extra}`;
+  for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return text + '\r\n';
 }

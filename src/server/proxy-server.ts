@@ -10,7 +10,7 @@ import { WWW_AUTHENTICATE, tokenFromAuthorization } from '../auth/client-token';
 import type { ConnectorIndex, Route } from '../sources/connector-index';
 import type { ProxyMetrics, RouteMetrics } from '../metrics/metrics';
 import { sendError, sendSocketError } from './errors';
-import { forward, forwardUpgrade, type ExchangeEnd, type Timeouts, type UpstreamRequest } from './forward';
+import { forward, forwardUpgrade, type Exchange, type ExchangeEnd, type Timeouts, type UpstreamRequest } from './forward';
 import { upstreamRequestHeaders, type LocationRewrite } from './headers';
 import type { Resolved, Resolver } from './resolve';
 import type { UpstreamPools } from './upstream-pools';
@@ -79,7 +79,7 @@ export class ProxyServer {
       proceed(a, metrics) {
         const end = (e: ExchangeEnd): void => self.finished(req, started, metrics, e, a.route.key, a.user);
         self.withUpstreamRequest(req, a,
-          (up) => forwardUpgrade(self.deps.pools.get(up.origin), req, socket, head, up, self.deps.timeouts, self.describe(a.route), self.rewriteFor(req, a), end),
+          (up) => forwardUpgrade(self.deps.pools.get(up.origin), req, socket, head, self.exchangeOf(req, a, up, end)),
           (message) => { sendSocketError(socket, 502, message); end({ status: 502 }); });
       },
     });
@@ -172,12 +172,17 @@ export class ProxyServer {
   private exchange(req: IncomingMessage, res: ServerResponse, a: Admitted, metrics: RouteMetrics, started: number): void {
     const end = (e: ExchangeEnd): void => this.finished(req, started, metrics, e, a.route.key, a.user);
     this.withUpstreamRequest(req, a,
-      (up) => forward(this.deps.pools.get(up.origin), req, res, up, this.deps.timeouts, this.describe(a.route), this.rewriteFor(req, a), end),
+      (up) => forward(this.deps.pools.get(up.origin), req, res, this.exchangeOf(req, a, up, end)),
       (message) => { sendError(res, 502, message); end({ status: 502 }); });
   }
 
-  private describe(route: Route): string {
-    return `the tool of connector ${route.key} (${route.upstream.origin})`;
+  private exchangeOf(req: IncomingMessage, a: Admitted, up: UpstreamRequest, onEnd: (e: ExchangeEnd) => void): Exchange {
+    return {
+      up, onEnd,
+      timeouts: this.deps.timeouts,
+      what: `the tool of connector ${a.route.key} (${a.route.upstream.origin})`,
+      rewrite: this.rewriteFor(req, a),
+    };
   }
 
   private rewriteFor(req: IncomingMessage, a: Admitted): () => LocationRewrite {
