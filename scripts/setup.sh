@@ -35,6 +35,8 @@ if [ ! -d node_modules ] || [ "$(cat .cache/npm-lock.sha256 2>/dev/null)" != "$l
   echo "$lock_sum" > .cache/npm-lock.sha256
 fi
 npx --no-install tsc -p tsconfig.json
+# The real OPA compiler: the proxy compiles Rego policies to wasm with it at run time.
+bash scripts/install-opa.sh >/dev/null
 
 if [ $want_test -eq 1 ]; then
   apt_install git curl

@@ -13,6 +13,8 @@ import { ProxyServer } from './server/proxy-server';
 import { createOpsServer } from './server/ops-server';
 import { Resolver } from './server/resolve';
 import { UpstreamPools } from './server/upstream-pools';
+import { PolicyCompiler } from './rego/compiler';
+import { PolicyStore } from './rego/policy-store';
 import type { FSWatcher } from 'node:fs';
 
 export interface RunningProxy {
@@ -36,7 +38,9 @@ function listen(server: Server, host: string, port: number): Promise<number> {
 export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<RunningProxy> {
   let proxy: ProxyServer | undefined;
   const metrics = new ProxyMetrics(() => proxy?.activeRequests ?? 0);
-  const index = new ConnectorIndex();
+  const compiler = new PolicyCompiler({ opaBin: cfg.opaBin, cacheDir: cfg.policyCacheDir });
+  metrics.addCounterFrom('connectors_proxy_policy_compilations_total', 'Runs of the OPA compiler (cache misses).', () => compiler.compilerRuns);
+  const index = new ConnectorIndex({ policies: new PolicyStore(compiler, log), maxBodyBytes: cfg.maxBodyInjectionBytes });
   const source = new FileSource(cfg.manifests, index, log);
   source.start(cfg.watch);
   const auth = new StaticTokenAuthenticator(cfg.tokens);

@@ -1,5 +1,17 @@
 // Command line and environment: every flag has an environment variable, named in --help.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/** Where scripts/install-opa.sh puts things; shared by fresh clones on one machine. */
+const CACHE = process.env.CONNECTORS_PROXY_CACHE ?? join(homedir(), '.cache', 'connectors-proxy');
+export const OPA_VERSION = 'v1.22.2';
+
+function defaultOpa(): string {
+  const built = join(CACHE, 'opa', OPA_VERSION, 'opa');
+  return existsSync(built) ? built : 'opa';
+}
 
 export interface ProxyConfig {
   listen: { host: string; port: number };
@@ -19,6 +31,9 @@ export interface ProxyConfig {
   maxHeaderSize: number;
   shutdownGraceMs: number;
   watch: boolean;
+  opaBin: string;
+  policyCacheDir: string;
+  maxBodyInjectionBytes: number;
 }
 
 function hostPort(value: string): { host: string; port: number } {
@@ -54,7 +69,10 @@ export function buildCli(): Command {
     .addOption(opt('--client-headers-timeout-ms <ms>', 'time a client has to send request headers (slowloris guard)', 'PROXY_CLIENT_HEADERS_TIMEOUT_MS').default(30_000).argParser(positiveInt))
     .addOption(opt('--max-header-size <bytes>', 'largest request header block (→ 431)', 'PROXY_MAX_HEADER_SIZE').default(32 * 1024).argParser(positiveInt))
     .addOption(opt('--shutdown-grace-ms <ms>', 'on SIGTERM, how long in-flight requests may finish', 'PROXY_SHUTDOWN_GRACE_MS').default(30_000).argParser(positiveInt))
-    .addOption(opt('--no-watch', 'do not reload manifests and tokens on change', 'PROXY_NO_WATCH'));
+    .addOption(opt('--no-watch', 'do not reload manifests and tokens on change', 'PROXY_NO_WATCH'))
+    .addOption(opt('--opa <path>', `OPA binary that compiles Rego policies to wasm (scripts/install-opa.sh builds ${OPA_VERSION})`, 'PROXY_OPA').default(defaultOpa()))
+    .addOption(opt('--policy-cache-dir <dir>', 'where compiled policies are kept across restarts', 'PROXY_POLICY_CACHE_DIR').default(join(CACHE, 'policies')))
+    .addOption(opt('--max-body-injection-bytes <bytes>', 'largest request body a Rego `body` generator may rewrite (→ 413)', 'PROXY_MAX_BODY_INJECTION_BYTES').default(1024 * 1024).argParser(positiveInt));
 }
 
 export function parseConfig(argv: string[]): ProxyConfig {
@@ -68,5 +86,6 @@ export function parseConfig(argv: string[]): ProxyConfig {
     upstreamKeepAliveMs: o.upstreamKeepaliveMs, clientKeepAliveMs: o.clientKeepaliveMs,
     clientHeadersTimeoutMs: o.clientHeadersTimeoutMs, maxHeaderSize: o.maxHeaderSize, shutdownGraceMs: o.shutdownGraceMs,
     watch: o.watch !== false,
+    opaBin: o.opa, policyCacheDir: o.policyCacheDir, maxBodyInjectionBytes: o.maxBodyInjectionBytes,
   };
 }

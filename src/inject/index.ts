@@ -3,16 +3,26 @@ import { SecretTypes, type AuthTypeSpec } from '../types';
 import { basicInjector } from './basic';
 import { bearerInjector } from './bearer';
 import type { Injector } from './injector';
+import { RegoInjector } from './rego';
+import type { PolicyHandle } from '../rego/policy-store';
 
-export type { Injector, OutgoingRequest } from './injector';
+export { InjectError, type Injector, type OutgoingRequest } from './injector';
+
+export interface InjectorContext {
+  /** The compiled `generator.rego` of the auth type, when it has one. */
+  readonly policy: PolicyHandle | undefined;
+  readonly maxBodyBytes: number;
+}
 
 /**
  * Builds the injector for `authType` from decoded Secret data. Throws with a message fit
  * for a 502 body (names keys and types, never values) when it cannot.
  */
-export function buildInjector(authType: AuthTypeSpec, data: ReadonlyMap<string, string>): Injector {
-  if (authType.generator?.rego) {
-    throw new Error(`auth type "${authType.name}" uses a Rego generator, which this build does not evaluate yet`);
+export function buildInjector(authType: AuthTypeSpec, data: ReadonlyMap<string, string>, ctx: InjectorContext): Injector {
+  const source = authType.generator?.rego;
+  if (source !== undefined) {
+    if (ctx.policy === undefined) throw new Error('generator.rego needs the OPA compiler, which is not configured');
+    return new RegoInjector(ctx.policy, data, { maxBodyBytes: ctx.maxBodyBytes }, source);
   }
   switch (authType.secretType) {
     case SecretTypes.basicAuth: return basicInjector(data);

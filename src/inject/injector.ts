@@ -1,19 +1,33 @@
 // Credential builders turn a Connector's Secret into what the tool expects. A builder runs
 // once per Secret version (when the route is built); the request path only applies it.
 
-/** The request as it will be sent upstream; injectors may add headers or change the path. */
+/** The request as it will be sent upstream; injectors may add headers, change the path or the body. */
 export interface OutgoingRequest {
-  method: string;
+  readonly method: string;
   /** Path and query as sent upstream. */
   path: string;
+  /** The tool's host (`host[:port]`). */
+  readonly host: string;
   /** Flat `[name, value, name, value, ...]`, names lower-case. */
   headers: string[];
+  /** Reads the client's body, at most `limit` bytes (else an InjectError 413). Once. */
+  readBody(limit: number): Promise<Buffer>;
+  /** A replacement body; when unset the client's body streams through untouched. */
+  body?: Buffer;
 }
 
 export interface Injector {
-  /** `basic`, `bearer`, ...: shown in logs and errors, never the credential. */
+  /** `basic`, `bearer`, `rego`...: shown in logs and errors, never the credential. */
   readonly kind: string;
   inject(req: OutgoingRequest): void | Promise<void>;
+}
+
+/** Why credentials could not be added; `status` is what the client gets (502 unless said). */
+export class InjectError extends Error {
+  override readonly name = 'InjectError';
+  constructor(message: string, readonly status: number = 502) {
+    super(message);
+  }
 }
 
 /** Sets a header computed once from the Secret. */
@@ -28,6 +42,17 @@ export class StaticHeaderInjector implements Injector {
 export function assertHeaderSafe(value: string, what: string): void {
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
-    if (c === 0x0d || c === 0x0a || c === 0x00) throw new Error(`${what} contains a CR, LF or NUL character`);
+    if (c === 0x0d || c === 0x0a || c === 0x00) throw new InjectError(`${what} contains a CR, LF or NUL character`);
   }
+}
+
+/** Replaces every header called `name` (lower-case) with one `value`. */
+export function setHeader(headers: string[], name: string, value: string): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === name) headers.splice(i, 2);
+  headers.push(name, value);
+}
+
+export function getHeader(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
+  return undefined;
 }

@@ -71,6 +71,11 @@ export class ProxyMetrics {
     this.unknownRoute = this.forRoute('unknown', 'unknown');
   }
 
+  /** A counter whose value lives elsewhere (e.g. the policy compiler's run count). */
+  addCounterFrom(name: string, help: string, read: () => number): void {
+    this.registry.registerMetric(new ScrapedMetric(name, help, 'counter', () => [{ value: read(), labels: {} }]) as unknown as Metric);
+  }
+
   /** The record of one connector; created on its first request. */
   forRoute(connector: string, className: string): RouteMetrics {
     let m = this.byConnector.get(connector);

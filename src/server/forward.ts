@@ -148,7 +148,7 @@ export function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Serve
     path: up.path,
     method: up.method as Dispatcher.HttpMethod,
     headers: up.headers,
-    body: hasRequestBody(req) ? req : null,
+    body: up.body ?? (hasRequestBody(req) ? req : null),
     headersTimeout: timeouts.headersMs,
     bodyTimeout: timeouts.bodyIdleMs,
   }, relay);

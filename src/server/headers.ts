@@ -29,8 +29,8 @@ export interface UpstreamHeaderContext {
   readonly upstreamHost: string;
   readonly clientAddress: string | undefined;
   readonly proto: 'http' | 'https';
-  /** A further header to drop (the auth extractor's token header), lower-case. */
-  readonly dropHeader?: string;
+  /** Further headers to drop (where the auth extractor found the token), lower-case. */
+  readonly dropHeaders?: ReadonlySet<string>;
 }
 
 /**
@@ -47,7 +47,7 @@ export function upstreamRequestHeaders(raw: readonly string[], connection: strin
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     const value = raw[i + 1]!;
-    if (HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name)) || name === ctx.dropHeader) continue;
+    if (HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name)) || ctx.dropHeaders?.has(name)) continue;
     if (OWNED_UPSTREAM.has(name)) {
       if (name === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
       else if (name === 'via') via = via === undefined ? value : `${via}, ${value}`;

@@ -7,8 +7,10 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { AuthDecision, ClientAuthenticator } from '../auth/authenticator';
 import { WWW_AUTHENTICATE, tokenFromAuthorization } from '../auth/client-token';
+import type { Extracted } from '../auth/extractor';
 import type { ConnectorIndex, Route } from '../sources/connector-index';
 import type { ProxyMetrics, RouteMetrics } from '../metrics/metrics';
+import { InjectError } from '../inject';
 import { sendError, sendSocketError } from './errors';
 import { forward, forwardUpgrade, type Exchange, type ExchangeEnd, type Timeouts, type UpstreamRequest } from './forward';
 import { upstreamRequestHeaders, type LocationRewrite } from './headers';
@@ -27,7 +29,13 @@ export interface ProxyDeps {
 }
 
 type Refusal = { readonly status: number; readonly message: string; readonly headers?: Record<string, string> };
-type Admitted = { readonly route: Route; readonly resolved: Resolved; readonly user: string };
+type Admitted = {
+  readonly route: Route;
+  readonly resolved: Resolved;
+  readonly user: string;
+  /** Headers that carried the client's token (found by the class's auth extractor). */
+  readonly dropHeaders: ReadonlySet<string> | undefined;
+};
 /** Who asked for what, for the access log of a refused request. */
 type Who = { readonly connector?: string; readonly user?: string };
 
@@ -80,13 +88,13 @@ export class ProxyServer {
         const end = (e: ExchangeEnd): void => self.finished(req, started, metrics, e, a.route.key, a.user);
         self.withUpstreamRequest(req, a,
           (up) => forwardUpgrade(self.deps.pools.get(up.origin), req, socket, head, self.exchangeOf(req, a, up, end)),
-          (message) => { sendSocketError(socket, 502, message); end({ status: 502 }); });
+          (status, message) => { sendSocketError(socket, status, message); end({ status }); });
       },
     });
   };
 
   private admit(req: IncomingMessage, out: Responder): void {
-    const { index, resolver, auth, metrics } = this.deps;
+    const { index, resolver, metrics } = this.deps;
     if (req.method === 'CONNECT') {
       out.refuse({ status: 405, message: 'CONNECT (TLS tunnelling) is not supported: send plain HTTP requests to the proxy', headers: { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' } }, metrics.unknownRoute);
       return;
@@ -97,23 +105,41 @@ export class ProxyServer {
       return;
     }
     const route = index.route(resolved.namespace, resolved.name);
-    const token = tokenFromAuthorization(req.headers.authorization);
+    const extractor = route?.extractor;
+    if (extractor === undefined) {
+      this.authenticate(tokenFromAuthorization(req.headers.authorization), undefined, resolved, route, out);
+      return;
+    }
+    const found = extractor.extract(req);
+    const then = (e: Extracted): void => {
+      if ('error' in e) {
+        out.refuse({ status: 502, message: `connector ${route!.key} (class "${route!.className}"): ${e.error}` }, metrics.forRoute(route!.key, route!.className));
+        return;
+      }
+      this.authenticate(e.token ?? tokenFromAuthorization(req.headers.authorization), e.dropHeaders, resolved, route, out);
+    };
+    if (found instanceof Promise) found.then(then, () => out.refuse({ status: 503, message: 'cannot read the token now; try again' }, metrics.unknownRoute));
+    else then(found);
+  }
+
+  private authenticate(token: string | undefined, dropHeaders: ReadonlySet<string> | undefined, resolved: Resolved, route: Route | undefined, out: Responder): void {
+    const metrics = this.deps.metrics;
     if (token === undefined) {
       out.refuse({ status: 401, message: 'authentication required: send your ServiceAccount token as the Basic password or a Bearer token', headers: CHALLENGE }, metrics.unknownRoute);
       return;
     }
-    const decision = auth.check(token, resolved);
+    const decision = this.deps.auth.check(token, resolved);
     if (decision instanceof Promise) {
       decision.then(
-        (d) => this.decide(d, resolved, route, out),
+        (d) => this.decide(d, resolved, route, dropHeaders, out),
         () => out.refuse({ status: 503, message: 'cannot check the token now; try again' }, metrics.unknownRoute),
       );
     } else {
-      this.decide(decision, resolved, route, out);
+      this.decide(decision, resolved, route, dropHeaders, out);
     }
   }
 
-  private decide(d: AuthDecision, resolved: Resolved, route: Route | undefined, out: Responder): void {
+  private decide(d: AuthDecision, resolved: Resolved, route: Route | undefined, dropHeaders: ReadonlySet<string> | undefined, out: Responder): void {
     const unknown = this.deps.metrics.unknownRoute;
     const id = `${resolved.namespace}/${resolved.name}`;
     const who: Who = { connector: id, user: d.user };
@@ -137,28 +163,34 @@ export class ProxyServer {
       out.refuse({ status: 502, message: `connector ${id} (class "${route.className}"${route.authType ? `, auth type "${route.authType}"` : ''}) cannot be used: ${route.broken}` }, metrics, who);
       return;
     }
-    out.proceed({ route, resolved, user: d.user }, metrics);
+    out.proceed({ route, resolved, user: d.user, dropHeaders }, metrics);
   }
 
   /**
    * Builds the upstream request (path, headers, credentials) and hands it to `ready`;
    * an injector that fails gives `failed` a 502 message and nothing is sent.
    */
-  private withUpstreamRequest(req: IncomingMessage, a: Admitted, ready: (up: UpstreamRequest) => void, failed: (message: string) => void): void {
+  private withUpstreamRequest(req: IncomingMessage, a: Admitted, ready: (up: UpstreamRequest) => void, failed: (status: number, message: string) => void): void {
     const { upstream, injector } = a.route;
     const up: UpstreamRequest = {
       origin: upstream.origin,
+      host: upstream.host,
       method: req.method ?? 'GET',
       path: upstream.basePath + a.resolved.rest,
       headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
         upstreamHost: upstream.host,
         clientAddress: req.socket.remoteAddress,
         proto: this.deps.proto,
+        dropHeaders: a.dropHeaders,
       }),
+      readBody: (limit) => readBounded(req, limit),
     };
-    const fail = (err: Error): void => failed(
-      `connector ${a.route.key} (class "${a.route.className}", auth type "${a.route.authType}"): credentials could not be built: ${err.message}`);
     if (injector === undefined) return ready(up);
+    const fail = (err: Error): void => {
+      const status = err instanceof InjectError ? err.status : 502;
+      const prefix = `connector ${a.route.key} (class "${a.route.className}", auth type "${a.route.authType}")`;
+      failed(status, status === 502 ? `${prefix}: credentials could not be built: ${err.message}` : `${prefix}: ${err.message}`);
+    };
     let r: void | Promise<void>;
     try {
       r = injector.inject(up);
@@ -173,7 +205,7 @@ export class ProxyServer {
     const end = (e: ExchangeEnd): void => this.finished(req, started, metrics, e, a.route.key, a.user);
     this.withUpstreamRequest(req, a,
       (up) => forward(this.deps.pools.get(up.origin), req, res, this.exchangeOf(req, a, up, end)),
-      (message) => { sendError(res, 502, message); end({ status: 502 }); });
+      (status, message) => { sendError(res, status, message); end({ status }); });
   }
 
   private exchangeOf(req: IncomingMessage, a: Admitted, up: UpstreamRequest, onEnd: (e: ExchangeEnd) => void): Exchange {
@@ -215,4 +247,27 @@ export class ProxyServer {
       ...(end.clientAborted ? { clientAborted: true } : {}),
     }, 'request');
   }
+}
+
+/** Reads a request body into memory, refusing (413) more than `limit` bytes. */
+function readBounded(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) return Promise.reject(new InjectError(`the request body (${declared} bytes) is larger than the ${limit} bytes the proxy may rewrite`, 413));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.pause();
+        reject(new InjectError(`the request body is larger than the ${limit} bytes the proxy may rewrite`, 413));
+        return;
+      }
+      chunks.push(c);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks, size)));
+    req.once('error', reject);
+  });
 }

@@ -5,7 +5,9 @@ import {
   RESOLVER_ANNOTATION, objectKey, type AuthTypeSpec, type Connector, type ConnectorClass,
   type ObjectKey, type Resource, type Secret,
 } from '../types';
-import { buildInjector, type Injector } from '../inject';
+import { buildInjector, type Injector, type InjectorContext } from '../inject';
+import { TokenExtractor } from '../auth/extractor';
+import type { PolicyHandle, PolicyStore } from '../rego/policy-store';
 import { requiredSecretKeys } from './validate';
 
 export type ResolverKind = 'host' | 'path';
@@ -31,6 +33,15 @@ export interface Route {
   readonly authType: string;
   /** Set when the Connector cannot be served: the 502 body says why. */
   readonly broken: string | undefined;
+  /** The class's `spec.proxy.authExtractor`, when it has one. */
+  readonly extractor?: TokenExtractor;
+}
+
+export interface IndexOptions {
+  /** Compiles generator and authExtractor policies; without it Rego auth types are broken. */
+  readonly policies?: PolicyStore;
+  /** Largest body a `body` generator may rewrite. */
+  readonly maxBodyBytes: number;
 }
 
 export class ConnectorIndex {
@@ -40,6 +51,12 @@ export class ConnectorIndex {
   private routes = new Map<ObjectKey, Route>();
   private readonly listeners: Array<() => void> = [];
   private synced = false;
+  /** The last compiled policy per class and auth type: served while an edit compiles. */
+  private readonly lastGood = new Map<string, PolicyHandle>();
+
+  constructor(private readonly options: IndexOptions = { maxBodyBytes: 1024 * 1024 }) {
+    options.policies?.onSettled(() => this.changed());
+  }
 
   /** True once the source delivered its first complete state. */
   get ready(): boolean {
@@ -87,6 +104,7 @@ export class ConnectorIndex {
   // (an initial list of 10,000 objects) costs nothing until a request needs a route.
   private changed(): void {
     if (this.routes.size > 0) this.routes = new Map();
+    this.preparePolicies();
     for (const fn of this.listeners) fn();
   }
 
@@ -139,7 +157,54 @@ export class ConnectorIndex {
     }
     const resolver: ResolverKind = cls.metadata.annotations?.[RESOLVER_ANNOTATION] === 'path' ? 'path' : 'host';
     const { authType, injector, broken } = this.credentials(c, cls);
-    return { ...base, resolver, injector, authType: authType?.name ?? '', broken };
+    const extractorSource = cls.spec.proxy?.authExtractor?.rego;
+    const extractor = extractorSource === undefined ? undefined : this.policy(extractorSource, cls.metadata.name, '', 'authExtractor.rego');
+    return {
+      ...base, resolver, injector, authType: authType?.name ?? '',
+      broken: broken ?? (extractorSource !== undefined && extractor === undefined ? 'spec.proxy.authExtractor needs the OPA compiler, which is not configured' : undefined),
+      extractor: extractor && new TokenExtractor(extractor),
+    };
+  }
+
+  /**
+   * The handle of a class's policy. While an edited policy compiles, the last compiled
+   * one keeps serving; when the compile settles, routes are rebuilt and swap at once.
+   */
+  private policy(source: string, className: string, authType: string, fileName: string): PolicyHandle | undefined {
+    const store = this.options.policies;
+    if (store === undefined) return undefined;
+    const what = authType ? `ConnectorClass ${className}, auth type ${authType}` : `ConnectorClass ${className}, spec.proxy.authExtractor`;
+    const h = store.get(source, fileName, what);
+    const key = `${className}\u0000${authType}`;
+    if (h.settled) {
+      this.lastGood.set(key, h);
+      return h;
+    }
+    return this.lastGood.get(key) ?? h;
+  }
+
+  /**
+   * Starts compiling every policy the classes name, off the request path, and drops
+   * compiled policies no class uses any more.
+   */
+  private preparePolicies(): void {
+    const store = this.options.policies;
+    if (store === undefined) return;
+    const used = new Set<string>();
+    for (const cls of this.classes.values()) {
+      const name = cls.metadata.name;
+      for (const t of cls.spec.auth?.types ?? []) {
+        if (t.generator?.rego === undefined) continue;
+        used.add(t.generator.rego);
+        this.policy(t.generator.rego, name, t.name, 'generator.rego');
+      }
+      const extractor = cls.spec.proxy?.authExtractor?.rego;
+      if (extractor !== undefined) {
+        used.add(extractor);
+        this.policy(extractor, name, '', 'authExtractor.rego');
+      }
+    }
+    store.retain(used);
   }
 
   private credentials(c: Connector, cls: ConnectorClass): { authType?: AuthTypeSpec; injector?: Injector; broken?: string } {
@@ -169,8 +234,13 @@ export class ConnectorIndex {
     if (missing.length > 0) {
       return { authType, broken: `Secret ${secretNs}/${ref.name} lacks key(s) ${missing.join(', ')} required by auth type "${authType.name}" of ${where}` };
     }
+    const generator = authType.generator?.rego;
+    const ctx: InjectorContext = {
+      maxBodyBytes: this.options.maxBodyBytes,
+      policy: generator === undefined ? undefined : this.policy(generator, cls.metadata.name, authType.name, 'generator.rego'),
+    };
     try {
-      return { authType, injector: buildInjector(authType, data) };
+      return { authType, injector: buildInjector(authType, data, ctx) };
     } catch (err) {
       return { authType, broken: `${where}, auth type "${authType.name}": ${(err as Error).message}` };
     }

@@ -1,0 +1,7 @@
+package proxy
+auth = {
+  "position": "query",
+  "auth": {
+    "api_key": input.apikey
+  }
+}

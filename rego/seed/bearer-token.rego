@@ -1,0 +1,7 @@
+package proxy
+auth = {
+  "position": "header",
+  "auth": {
+    "Authorization": concat(" ", ["Bearer", input.token])
+  }
+}
