@@ -2,11 +2,12 @@
 // same load through this proxy and its peers, one after the other in one run, and the
 // ratios of this proxy to each. See bench/README.md for what is measured.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, truncateSync, writeFileSync, chmodSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, truncateSync, writeFileSync, chmodSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { MAIN, REPO_ROOT, connectorManifests } from '../test/support/proxy';
 import { startNginx, proxyHttp, upstreamHttp, type Nginx } from './nginx';
+import { PolicyCompiler } from '../src/rego/compiler';
 import { firstLine, freePort, memory, run, start, stop, stopAll, terminateAll, waitUntil } from './procs';
 
 const env = (name: string, fallback: number): number => {
@@ -49,6 +50,8 @@ interface Peer {
   readonly name: string;
   /** `phase` names its files: `rps` or `download`. */
   start(phase: Phase): Promise<Target>;
+  /** Only in the req/s table (variants of this proxy whose streaming is the same). */
+  readonly rpsOnly?: boolean;
 }
 
 type Phase = 'rps' | 'download';
@@ -81,13 +84,57 @@ function profileFlags(name: string): string[] {
   return PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${name}.cpuprofile`];
 }
 
-async function startThisProxy(phase: Phase): Promise<Target> {
-  const dir = join(tmp!, `proxy-${phase}`);
+/** How the proxy builds the tool's Basic credential: from the Secret, or by a Rego policy. */
+type Credentials = 'static' | 'rego' | 'rego-per-request';
+
+/** The seed's Basic policy: request-independent, so evaluated once per Secret version. */
+const REGO_BASIC = readFileSync(join(REPO_ROOT, 'rego', 'seed', 'basic-auth.rego'), 'utf8');
+/** The same credential, but the policy reads input.request, so it runs on every request. */
+const REGO_BASIC_PER_REQUEST = REGO_BASIC.replace(/\n}\s*$/, '\n} {\n  input.request.method != ""\n}\n');
+
+function regoManifests(rego: string): string {
+  const body = rego.trimEnd().split('\n').map((l) => `            ${l}`).join('\n');
+  return `apiVersion: connectors.alauda.io/v1alpha1
+kind: ConnectorClass
+metadata:
+  name: bench-rego
+  annotations:
+    connectors.cpaas.io/proxy-resolver: path
+spec:
+  auth:
+    types:
+      - name: rego
+        secretType: Opaque
+        params: [{name: username, type: string}, {name: password, type: string}]
+        generator:
+          rego: |
+${body}
+---
+apiVersion: connectors.alauda.io/v1alpha1
+kind: Connector
+metadata: {name: tool, namespace: bench}
+spec:
+  connectorClassName: bench-rego
+  address: http://127.0.0.1:${upstream.port}
+  auth: {name: rego, secretRef: {name: tool-secret}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: tool-secret, namespace: bench}
+type: Opaque
+stringData: {username: ${TOOL_USER}, password: ${TOOL_PASSWORD}}
+`;
+}
+
+async function startThisProxy(phase: Phase, credentials: Credentials = 'static'): Promise<Target> {
+  const dir = join(tmp!, `proxy-${credentials === 'static' ? '' : `${credentials}-`}${phase}`);
   mkdirSync(join(dir, 'manifests'), { recursive: true });
-  writeFileSync(join(dir, 'manifests', 'bench.yaml'), connectorManifests({
-    address: `http://127.0.0.1:${upstream.port}`, namespace: 'bench', name: 'tool', resolver: 'path',
-    secretData: { username: TOOL_USER, password: TOOL_PASSWORD },
-  }));
+  writeFileSync(join(dir, 'manifests', 'bench.yaml'), credentials === 'static'
+    ? connectorManifests({
+      address: `http://127.0.0.1:${upstream.port}`, namespace: 'bench', name: 'tool', resolver: 'path',
+      secretData: { username: TOOL_USER, password: TOOL_PASSWORD },
+    })
+    : regoManifests(credentials === 'rego' ? REGO_BASIC : REGO_BASIC_PER_REQUEST));
   const tokens = join(dir, 'tokens.yaml');
   writeFileSync(tokens, `tokens:\n  - token: ${CLIENT_TOKEN}\n    user: system:serviceaccount:bench:client\n    connectors: ["bench/*"]\n`);
   const logFile = join(dir, 'proxy.log');
@@ -98,7 +145,8 @@ async function startThisProxy(phase: Phase): Promise<Target> {
   do opsPort = await freePort(); while (opsPort === port);
   const child = start(process.execPath, [...profileFlags(`proxy-${phase}`), MAIN,
     '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--manifests', join(dir, 'manifests'),
-    '--tokens', tokens, '--domain', 'bench.local', '--log-level', 'info', '--shutdown-grace-ms', '2000', ...PROXY_ARGS,
+    '--tokens', tokens, '--domain', 'bench.local', '--log-level', 'info', '--shutdown-grace-ms', '2000',
+    '--policy-cache-dir', join(dir, 'policies'), ...PROXY_ARGS,
   ], { cpu: PEER_CPU, stdio: ['ignore', log, log] });
   closeSync(log);
   await waitUntil('connectors-proxy /readyz', async () => {
@@ -126,7 +174,9 @@ async function startNginxPeer(phase: Phase): Promise<Target> {
 
 const ALL_PEERS: readonly Peer[] = [
   { name: 'direct', start: async () => ({ base: `http://127.0.0.1:${upstream.port}`, authorization: INJECTED, pid: undefined, stop: async () => {} }) },
-  { name: 'proxy', start: startThisProxy },
+  { name: 'proxy', start: (phase) => startThisProxy(phase) },
+  { name: 'proxy-rego', start: (phase) => startThisProxy(phase, 'rego'), rpsOnly: true },
+  { name: 'rego-per-req', start: (phase) => startThisProxy(phase, 'rego-per-request'), rpsOnly: true },
   { name: 'undici', start: (phase) => startNodePeer('undici-proxy', phase) },
   { name: 'http-proxy', start: (phase) => startNodePeer('http-proxy', phase) },
   { name: 'node-http', start: (phase) => startNodePeer('node-http-proxy', phase) },
@@ -201,9 +251,12 @@ function ratios(what: string, values: ReadonlyMap<string, number>): string {
   const mine = values.get('proxy');
   if (mine === undefined) return '';
   const parts: string[] = [];
-  for (const [name, v] of values) if (name !== 'proxy') parts.push(`proxy/${name} ${(mine / v).toFixed(2)}x`);
+  for (const [name, v] of values) if (name !== 'proxy' && !VARIANTS.has(name)) parts.push(`proxy/${name} ${(mine / v).toFixed(2)}x`);
   return parts.length === 0 ? '' : `  ${what}: ${parts.join('   ')}\n`;
 }
+
+/** This proxy with other settings: compared with `proxy` on a line of their own. */
+const VARIANTS = new Set(['proxy-rego', 'rego-per-req']);
 
 const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
 
@@ -243,6 +296,10 @@ async function main(): Promise<void> {
       + rcol(String(r.non2xx), 9) + rcol(String(r.errors), 9) + '\n');
   }
   out(ratios('req/s', rps));
+  const rego = (name: string): string => (rps.has(name) && rps.has('proxy') ? `${name}/proxy ${(rps.get(name)! / rps.get('proxy')!).toFixed(2)}x` : '');
+  if (rps.has('proxy-rego') || rps.has('rego-per-req')) {
+    out(`  Rego generator vs the static Basic path (same credential): ${[rego('proxy-rego'), rego('rego-per-req')].filter(Boolean).join('   ')}\n`);
+  }
   const proxyLog = join(tmp!, 'proxy-rps', 'proxy.log');
   if (existsSync(proxyLog)) {
     const text = readFileSync(proxyLog, 'utf8');
@@ -257,12 +314,15 @@ async function main(): Promise<void> {
   const speed = new Map<string, number>();
   const peaks = new Map<string, number>();
   for (const peer of PEERS) {
+    if (peer.rpsOnly) continue;
     const d = await measureDownload(peer);
     speed.set(peer.name, d.mbps);
     if (d.peakMiB !== undefined) peaks.set(peer.name, d.peakMiB);
     out(col(peer.name, NAME_W) + rcol(fix(d.mbps, 0), 10) + rcol(fix(d.idleMiB, 1), 14) + rcol(fix(d.peakMiB, 1), 14) + '\n');
   }
   out(ratios('MB/s', speed));
+
+  if (PEERS.some((p) => p.name === 'proxy-rego')) await compileTimes(out);
 
   out('\ntargets (measured above, not enforced):\n');
   const proxyRps = rps.get('proxy');
@@ -271,6 +331,7 @@ async function main(): Promise<void> {
   };
   const vsProxy = (peer: string): number | undefined => (rps.has(peer) && proxyRps !== undefined ? proxyRps / rps.get(peer)! : undefined);
   target('proxy >= undici req/s', vsProxy('undici'), (r) => r >= 1, (r) => `${r.toFixed(2)}x`);
+  target('rego within 10% of static', rps.has('proxy-rego') ? 1 / vsProxy('proxy-rego')! : undefined, (r) => r >= 0.9, (r) => `${r.toFixed(2)}x`);
   target('proxy >= 2x http-proxy', vsProxy('http-proxy'), (r) => r >= 2, (r) => `${r.toFixed(2)}x`);
   target('streaming >= 1 GB/s', speed.get('proxy'), (v) => v >= 1000, (v) => `${v.toFixed(0)} MB/s`);
   target('peak RSS < 128 MiB', peaks.get('proxy'), (v) => v < 128, (v) => `${v.toFixed(1)} MiB`);
@@ -278,6 +339,21 @@ async function main(): Promise<void> {
   if (PROFILE_DIR !== undefined) out(`CPU profiles in ${PROFILE_DIR}: node dist/bench/cpuprofile.js ${PROFILE_DIR}/proxy-rps.cpuprofile\n`);
   await upstream.stop();
   process.exitCode = failures === 0 ? 0 : 1;
+}
+
+/** Cold `opa build -t wasm` time of every policy in rego/, through the proxy's own compiler. */
+async function compileTimes(out: (s: string) => boolean): Promise<void> {
+  const opaBin = spawnSync('bash', [join(REPO_ROOT, 'scripts', 'install-opa.sh')], { encoding: 'utf8' }).stdout.trim();
+  out(`\nRego compile time (opa build -t wasm, no cache), ${opaBin.split('/').slice(-2, -1)[0] ?? ''}:\n`);
+  for (const folder of ['seed', 'examples']) {
+    for (const file of readdirSync(join(REPO_ROOT, 'rego', folder)).filter((f) => f.endsWith('.rego')).sort()) {
+      const compiler = new PolicyCompiler({ opaBin, cacheDir: undefined });
+      const t0 = Date.now();
+      const result = await compiler.compile(readFileSync(join(REPO_ROOT, 'rego', folder, file), 'utf8'), 'generator.rego').then(
+        (wasm) => `${(wasm.length / 1024).toFixed(0)} KiB wasm`, (err: Error) => `rejected: ${err.message.slice(0, 60)}...`);
+      out(`  ${col(`${folder}/${file}`, 40)} ${rcol(`${Date.now() - t0} ms`, 8)}  ${result}\n`);
+    }
+  }
 }
 
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
