@@ -40,6 +40,8 @@ bash scripts/install-opa.sh >/dev/null
 
 if [ $want_test -eq 1 ]; then
   apt_install git curl
+  # Real etcd + kube-apiserver + kubectl for the Kubernetes-mode tests (built once, cached).
+  bash scripts/install-kube.sh
 fi
 if [ $want_bench -eq 1 ]; then
   apt_install wrk nginx-light

@@ -14,11 +14,15 @@ export interface RunOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Killed (SIGKILL) after this long; the result then has `signal` set. */
   readonly timeoutMs?: number;
+  /** Written to the child's stdin (otherwise stdin is closed). */
+  readonly input?: string | Buffer;
 }
 
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // Input or an immediate end of file; the child may exit without reading: its code tells why.
+    child.stdin.on('error', () => {}).end(opts.input);
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (c: Buffer) => out.push(c));
