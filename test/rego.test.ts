@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { REPO_ROOT, basic, startProxy, type ProxyProcess } from './support/proxy';
 import { readBody, startUpstream, type Upstream } from './support/upstream';
@@ -167,6 +168,21 @@ describe('Rego generators (real OPA, wasm in-process)', () => {
     assert.match(big.text, /larger than the 4096 bytes/);
     const bad = await call('body', '/login', { method: 'POST', body: 'not json', headers: { 'content-type': 'application/json' } });
     assert.equal(bad.status, 400);
+  });
+
+  test('a body generator refuses an Upgrade request (400) instead of waiting for a body', async () => {
+    const head = await new Promise<string>((resolve, reject) => {
+      const sock = connect(proxy.port, '127.0.0.1', () => sock.write(
+        'GET /namespaces/team/connectors/body/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: ${CLIENT}\r\n\r\n`));
+      let buf = '';
+      sock.setTimeout(5000, () => { sock.destroy(); reject(new Error(`no answer, got: ${buf}`)); });
+      sock.on('data', (d) => { buf += d.toString(); });
+      sock.on('close', () => resolve(buf));
+      sock.on('error', reject);
+    });
+    assert.match(head, /^HTTP\/1\.1 400/);
+    assert.match(head, /cannot go into the body of an Upgrade/);
   });
 
   test('seed conditional: API key when oauth_token is empty; the conflict is explained when both rules apply', async () => {

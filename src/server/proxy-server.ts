@@ -88,7 +88,7 @@ export class ProxyServer {
         const end = (e: ExchangeEnd): void => self.finished(req, started, metrics, e, a.route.key, a.user);
         self.withUpstreamRequest(req, a,
           (up) => forwardUpgrade(self.deps.pools.get(up.origin), req, socket, head, self.exchangeOf(req, a, up, end)),
-          (status, message) => { sendSocketError(socket, status, message); end({ status }); });
+          (status, message) => { sendSocketError(socket, status, message); end({ status }); }, true);
       },
     });
   };
@@ -170,7 +170,7 @@ export class ProxyServer {
    * Builds the upstream request (path, headers, credentials) and hands it to `ready`;
    * an injector that fails gives `failed` a 502 message and nothing is sent.
    */
-  private withUpstreamRequest(req: IncomingMessage, a: Admitted, ready: (up: UpstreamRequest) => void, failed: (status: number, message: string) => void): void {
+  private withUpstreamRequest(req: IncomingMessage, a: Admitted, ready: (up: UpstreamRequest) => void, failed: (status: number, message: string) => void, upgrade = false): void {
     const { upstream, injector } = a.route;
     const up: UpstreamRequest = {
       origin: upstream.origin,
@@ -183,7 +183,10 @@ export class ProxyServer {
         proto: this.deps.proto,
         dropHeaders: a.dropHeaders,
       }),
-      readBody: (limit) => readBounded(req, limit),
+      // An Upgrade request has no body to rewrite: its stream is the session that follows.
+      readBody: upgrade
+        ? () => Promise.reject(new InjectError('credentials cannot go into the body of an Upgrade (WebSocket) request', 400))
+        : (limit) => readBounded(req, limit),
     };
     if (injector === undefined) return ready(up);
     const fail = (err: Error): void => {
