@@ -1,7 +1,7 @@
 // The request path, start to end: resolve the Connector, check the client's token, build
 // the upstream request with the Connector's credentials, and relay the exchange.
-// Everything a request needs is prebuilt (routes, injectors, metric children); the only
-// await is the authenticator's, and only when its answer is not cached.
+// Everything a request needs is prebuilt (routes, injectors, per-connector metric records);
+// the only await is the authenticator's, and only when its answer is not cached.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -160,15 +160,16 @@ export class ProxyServer {
       return;
     }
     if (route.broken !== undefined) {
-      out.refuse({ status: 502, message: `connector ${id} (class "${route.className}"${route.authType ? `, auth type "${route.authType}"` : ''}) cannot be used: ${route.broken}` }, metrics, who);
+      out.refuse({ status: 502, message: `${routeLabel(route)} cannot be used: ${route.broken}` }, metrics, who);
       return;
     }
     out.proceed({ route, resolved, user: d.user, dropHeaders }, metrics);
   }
 
   /**
-   * Builds the upstream request (path, headers, credentials) and hands it to `ready`;
-   * an injector that fails gives `failed` a 502 message and nothing is sent.
+   * Builds the upstream request (path, headers, credentials) and hands it to `ready`; an
+   * injector that fails gives `failed` its status (502 unless it said otherwise) and a
+   * message, and nothing is sent.
    */
   private withUpstreamRequest(req: IncomingMessage, a: Admitted, ready: (up: UpstreamRequest) => void, failed: (status: number, message: string) => void, upgrade = false): void {
     const { upstream, injector } = a.route;
@@ -191,7 +192,7 @@ export class ProxyServer {
     if (injector === undefined) return ready(up);
     const fail = (err: Error): void => {
       const status = err instanceof InjectError ? err.status : 502;
-      const prefix = `connector ${a.route.key} (class "${a.route.className}", auth type "${a.route.authType}")`;
+      const prefix = routeLabel(a.route);
       failed(status, status === 502 ? `${prefix}: credentials could not be built: ${err.message}` : `${prefix}: ${err.message}`);
     };
     let r: void | Promise<void>;
@@ -250,6 +251,11 @@ export class ProxyServer {
       ...(end.clientAborted ? { clientAborted: true } : {}),
     }, 'request');
   }
+}
+
+/** `connector ns/name (class "c", auth type "t")`: how error bodies name a Connector. */
+function routeLabel(route: Route): string {
+  return `connector ${route.key} (class "${route.className}"${route.authType ? `, auth type "${route.authType}"` : ''})`;
 }
 
 /** Reads a request body into memory, refusing (413) more than `limit` bytes. */
