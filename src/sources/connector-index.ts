@@ -175,7 +175,7 @@ export class ConnectorIndex {
     if (store === undefined) return undefined;
     const what = authType ? `ConnectorClass ${className}, auth type ${authType}` : `ConnectorClass ${className}, spec.proxy.authExtractor`;
     const h = store.get(source, fileName, what);
-    const key = `${className}\u0000${authType}`;
+    const key = policyKey(className, authType);
     if (h.settled) {
       this.lastGood.set(key, h);
       return h;
@@ -185,25 +185,25 @@ export class ConnectorIndex {
 
   /**
    * Starts compiling every policy the classes name, off the request path, and drops
-   * compiled policies no class uses any more.
+   * compiled policies (and last-good handles) no class uses any more.
    */
   private preparePolicies(): void {
     const store = this.options.policies;
     if (store === undefined) return;
     const used = new Set<string>();
+    const live = new Set<string>();
+    const prepare = (source: string, className: string, authType: string, fileName: string): void => {
+      used.add(source);
+      live.add(policyKey(className, authType));
+      this.policy(source, className, authType, fileName);
+    };
     for (const cls of this.classes.values()) {
       const name = cls.metadata.name;
-      for (const t of cls.spec.auth?.types ?? []) {
-        if (t.generator?.rego === undefined) continue;
-        used.add(t.generator.rego);
-        this.policy(t.generator.rego, name, t.name, 'generator.rego');
-      }
+      for (const t of cls.spec.auth?.types ?? []) if (t.generator?.rego !== undefined) prepare(t.generator.rego, name, t.name, 'generator.rego');
       const extractor = cls.spec.proxy?.authExtractor?.rego;
-      if (extractor !== undefined) {
-        used.add(extractor);
-        this.policy(extractor, name, '', 'authExtractor.rego');
-      }
+      if (extractor !== undefined) prepare(extractor, name, '', 'authExtractor.rego');
     }
+    for (const key of this.lastGood.keys()) if (!live.has(key)) this.lastGood.delete(key);
     store.retain(used);
   }
 
@@ -245,6 +245,11 @@ export class ConnectorIndex {
       return { authType, broken: `${where}, auth type "${authType.name}": ${(err as Error).message}` };
     }
   }
+}
+
+/** The last-good key of a class's policy; `authType` is '' for the auth extractor. */
+function policyKey(className: string, authType: string): string {
+  return `${className}\u0000${authType}`;
 }
 
 export function decodeSecret(s: Secret): Map<string, string> {
