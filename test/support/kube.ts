@@ -9,6 +9,8 @@
 //  - deleted namespaces stay Terminating and nothing is garbage-collected;
 //  - no Pods run. The API server itself serves TokenRequest (`kubectl create token`),
 //    TokenReview, SubjectAccessReview, RBAC and CRDs (they become Established).
+// `stopApiServer()`/`startApiServer()` restart kube-apiserver alone (etcd keeps the data) on
+// the same port with the same certificates and keys, so clients and tokens stay valid.
 // The processes die with the test process: `stop()`, an exit hook, and a reaper shell that
 // kills them and removes the folder when the test process's end of its stdin pipe closes
 // (which the kernel does even on SIGKILL).
@@ -55,6 +57,7 @@ export interface KubeCluster {
   readonly dir: string;
   /** Milliseconds from spawning etcd until the API server was ready. */
   readonly startupMs: number;
+  /** The current processes (the API server's pid changes with startApiServer()). */
   readonly pids: { readonly etcd: number; readonly apiserver: number };
   /** kubectl with the admin kubeconfig; never throws on a non-zero exit. */
   kubectl(args: readonly string[], opts?: { input?: string }): Promise<KubectlResult>;
@@ -71,6 +74,13 @@ export interface KubeCluster {
   api(method: string, path: string, body?: unknown, token?: string): Promise<ApiReply>;
   /** The last lines of the API server's and etcd's logs. */
   logs(lines?: number): string;
+  /** SIGTERM to kube-apiserver (SIGKILL after 10 s) and waits for it to exit; etcd keeps running. */
+  stopApiServer(): Promise<void>;
+  /**
+   * Starts kube-apiserver again with the same flags (same port, certificates and keys) and
+   * waits for its /readyz. Throws when it is running already or does not become ready.
+   */
+  startApiServer(): Promise<void>;
   /** Stops the API server and etcd and removes the temporary folder. */
   stop(): Promise<void>;
 }
@@ -246,9 +256,13 @@ async function startOnce(bins: ReturnType<typeof binaries>, opts: KubeOptions): 
     const caCert = readFileSync(caFile, 'utf8');
     const [etcdPort, peerPort, apiPort] = await freePorts(3);
 
-    // A reaper shell: reads the pids it guards until its stdin closes, then kills them and
+    // A reaper shell: reads the pids it guards (`<pid>` adds one, `-<pid>` forgets one that
+    // exited, so a reused pid is never killed) until its stdin closes, then kills them and
     // removes the folder. Its stdin closes when this process dies, however it dies.
-    reaper = spawn('sh', ['-c', 'pids=; while read -r p; do pids="$pids $p"; done; [ -n "$pids" ] && kill -9 $pids 2>/dev/null; rm -rf "$1"', 'kube-reaper', dir],
+    const reaperScript = 'pids=; while read -r p; do case "$p" in ' +
+      '-*) keep=; for q in $pids; do [ "$q" = "${p#-}" ] || keep="$keep $q"; done; pids=$keep ;; ' +
+      '*) pids="$pids $p" ;; esac; done; [ -n "$pids" ] && kill -9 $pids 2>/dev/null; rm -rf "$1"';
+    reaper = spawn('sh', ['-c', reaperScript, 'kube-reaper', dir],
       { stdio: ['pipe', 'ignore', 'ignore'] });
     reaper.unref();
     unref(reaper.stdin);
@@ -258,17 +272,22 @@ async function startOnce(bins: ReturnType<typeof binaries>, opts: KubeOptions): 
       if (p.child.pid !== undefined) reaper!.stdin!.write(`${p.child.pid}\n`);
       return p;
     };
+    const unguard = (p: Proc): void => {
+      if (!procs.includes(p)) return;
+      procs.splice(procs.indexOf(p), 1);
+      if (p.child.pid !== undefined && reaper!.exitCode === null) reaper!.stdin!.write(`-${p.child.pid}\n`);
+    };
 
     const fail = (what: string): never => {
       const all = logs(40);
       if (/address already in use/.test(all)) throw new PortInUse(`${what}: a port was taken meanwhile\n${all}`);
       throw new Error(`${what}\n${all}`);
     };
-    const waitFor = async (what: string, p: Proc, ok: () => Promise<boolean>): Promise<void> => {
+    const waitFor = async (what: string, p: Proc, ok: () => Promise<boolean>, until = deadline): Promise<void> => {
       for (;;) {
         if (!p.running) fail(`${p.name} exited while waiting for ${what}`);
         if (await ok().catch(() => false)) return;
-        if (Date.now() > deadline) fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+        if (Date.now() > until) fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
         await sleep(100);
       }
     };
@@ -288,7 +307,7 @@ async function startOnce(bins: ReturnType<typeof binaries>, opts: KubeOptions): 
     });
 
     const url = `https://127.0.0.1:${apiPort}`;
-    const apiserver = guard(new Proc('kube-apiserver', bins.apiserver, [
+    const apiserverArgs = [
       `--etcd-servers=${etcdUrl}`,
       '--bind-address=127.0.0.1', `--secure-port=${apiPort}`,
       // Loopback advertise address: nothing outside this machine reaches it, and without a
@@ -306,9 +325,11 @@ async function startOnce(bins: ReturnType<typeof binaries>, opts: KubeOptions): 
       `--cert-dir=${join(dir, 'cert-dir')}`,
       '--profiling=false',
       ...(opts.apiserverArgs ?? []),
-    ]));
-    await waitFor('kube-apiserver /readyz', apiserver, async () =>
-      (await call(`${url}/readyz`, { ca: caCert, token: adminToken })).status === 200);
+    ];
+    let apiserver = guard(new Proc('kube-apiserver', bins.apiserver, apiserverArgs));
+    const apiserverReady = (p: Proc, until: number): Promise<void> => waitFor('kube-apiserver /readyz', p, async () =>
+      (await call(`${url}/readyz`, { ca: caCert, token: adminToken })).status === 200, until);
+    await apiserverReady(apiserver, deadline);
     // The bootstrap controller creates `default` shortly after /readyz; tests may use it.
     await waitFor('namespace default', apiserver, async () =>
       (await call(`${url}/api/v1/namespaces/default`, { ca: caCert, token: adminToken })).status === 200);
@@ -344,9 +365,37 @@ async function startOnce(bins: ReturnType<typeof binaries>, opts: KubeOptions): 
       return { ...r, json };
     };
 
+    let restarts = 0;
+    const stopApiServer = async (): Promise<void> => {
+      await apiserver.stop(10_000);
+      unguard(apiserver);
+    };
+    const startApiServer = async (): Promise<void> => {
+      if (apiserver.running) throw new Error(`kube-apiserver is running already (pid ${apiserver.child.pid})`);
+      if (!etcd.running) throw new Error(`etcd is not running: cannot start kube-apiserver\n${logs(40)}`);
+      unguard(apiserver);
+      // The port was ours a moment ago; another process may still take it meanwhile, and
+      // Go's listener may need a moment after the old process is gone: retry for a while.
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        restarts++;
+        apiserver = guard(new Proc(`kube-apiserver (start ${restarts + 1})`, bins.apiserver, apiserverArgs));
+        try {
+          await apiserverReady(apiserver, until);
+          return;
+        } catch (e) {
+          const inUse = !apiserver.running && /address already in use/.test(apiserver.tail(40));
+          await apiserver.stop(10_000);
+          if (!inUse || Date.now() > until) throw e;
+          unguard(apiserver);
+          await sleep(500);
+        }
+      }
+    };
+
     return {
       url, adminToken, kubeconfig, caFile, caCert, dir, startupMs,
-      pids: { etcd: etcd.child.pid!, apiserver: apiserver.child.pid! },
+      get pids() { return { etcd: etcd.child.pid!, apiserver: apiserver.child.pid! }; },
       kubectl,
       async createServiceAccountToken(namespace, serviceAccount, audiences = []) {
         const out = await must(['create', 'token', serviceAccount, '-n', namespace, ...audiences.flatMap((a) => ['--audience', a])]);
@@ -365,6 +414,8 @@ async function startOnce(bins: ReturnType<typeof binaries>, opts: KubeOptions): 
       },
       api,
       logs,
+      stopApiServer,
+      startApiServer,
       stop: stopAll,
     };
   } catch (e) {
