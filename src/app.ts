@@ -6,6 +6,11 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from './config';
 import { StaticTokenAuthenticator } from './auth/static-tokens';
+import type { ClientAuthenticator } from './auth/authenticator';
+import { KubeAuthenticator } from './auth/kube-authenticator';
+import { KubeClient, loadKubeClientConfig } from './kube/client';
+import { KubeSource } from './sources/kubernetes';
+import { ProxyAddressWriter } from './status/proxy-address';
 import { ConnectorIndex } from './sources/connector-index';
 import { FileSource, watchPath } from './sources/files';
 import { ProxyMetrics } from './metrics/metrics';
@@ -41,23 +46,8 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   const compiler = new PolicyCompiler({ opaBin: cfg.opaBin, cacheDir: cfg.policyCacheDir });
   metrics.addCounterFrom('connectors_proxy_policy_compilations_total', 'Runs of the OPA compiler (cache misses).', () => compiler.compilerRuns);
   const index = new ConnectorIndex({ policies: new PolicyStore(compiler, log), maxBodyBytes: cfg.maxBodyInjectionBytes });
-  const source = new FileSource(cfg.manifests, index, log);
-  source.start(cfg.watch);
-  const auth = new StaticTokenAuthenticator(cfg.tokens);
-  const tokenCount = auth.load();
-  log.info({ file: cfg.tokens, tokens: tokenCount }, 'token file loaded');
-  const watchers: FSWatcher[] = [];
-  if (cfg.watch) {
-    watchers.push(watchPath(dirname(cfg.tokens), false, () => {
-      try {
-        log.info({ file: cfg.tokens, tokens: auth.load() }, 'token file reloaded');
-        metrics.reloads.labels('tokens', 'ok').inc();
-      } catch (err) {
-        metrics.reloads.labels('tokens', 'error').inc();
-        log.error({ err: (err as Error).message }, 'token file not reloaded: keeping the last good tokens');
-      }
-    }));
-  }
+  const source = cfg.source === 'kubernetes' ? kubernetesSource(cfg, index, metrics, log) : fileSource(cfg, index, metrics, log);
+  const auth = source.auth;
 
   const pools = new UpstreamPools({
     connect: { timeout: cfg.connectTimeoutMs },
@@ -96,7 +86,6 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     async shutdown() {
       draining = true;
       source.stop();
-      for (const w of watchers) w.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const deadline = Date.now() + cfg.shutdownGraceMs;
@@ -105,6 +94,81 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       await closed;
       await new Promise<void>((resolve) => ops.close(() => resolve()));
       await pools.close();
+      await source.close();
     },
+  };
+}
+
+/** Where Connectors and client identities come from, and how to stop it. */
+interface Source {
+  readonly auth: ClientAuthenticator;
+  /** Stops watching (no more index changes). */
+  stop(): void;
+  /** Releases connections (after the proxy drained). */
+  close(): Promise<void>;
+}
+
+/** Embedded mode: a folder of manifests and a static token file, both reloaded on change. */
+function fileSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: ProxyMetrics, log: Logger): Source {
+  const files = new FileSource(cfg.manifests, index, log);
+  files.start(cfg.watch);
+  const auth = new StaticTokenAuthenticator(cfg.tokens);
+  const tokenCount = auth.load();
+  log.info({ file: cfg.tokens, tokens: tokenCount }, 'token file loaded');
+  const watchers: FSWatcher[] = [];
+  if (cfg.watch) {
+    watchers.push(watchPath(dirname(cfg.tokens), false, () => {
+      try {
+        log.info({ file: cfg.tokens, tokens: auth.load() }, 'token file reloaded');
+        metrics.reloads.labels('tokens', 'ok').inc();
+      } catch (err) {
+        metrics.reloads.labels('tokens', 'error').inc();
+        log.error({ err: (err as Error).message }, 'token file not reloaded: keeping the last good tokens');
+      }
+    }));
+  }
+  return {
+    auth,
+    stop() {
+      files.stop();
+      for (const w of watchers) w.close();
+    },
+    close: async () => {},
+  };
+}
+
+/**
+ * Kubernetes mode: list+watch into the index (ready after the first sync), TokenReview +
+ * SubjectAccessReview for clients, and the Connectors' proxy address written to status.
+ */
+function kubernetesSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: ProxyMetrics, log: Logger): Source {
+  const k = cfg.kubernetes;
+  const client = new KubeClient(loadKubeClientConfig(k.kubeconfig), { connections: 16 });
+  log.info({ server: client.config.server }, 'using the Kubernetes API server');
+  const auth = new KubeAuthenticator(client, {
+    audiences: k.tokenAudiences,
+    proxyPermission: k.connectorProxyPermissions,
+    positiveTtlMs: k.authCacheTtlMs,
+    negativeTtlMs: k.authNegativeCacheTtlMs,
+    maxEntries: k.authCacheMaxEntries,
+    onError: (err) => log.warn({ err: err.message }, 'token check failed: answering 503'),
+  });
+  const writer = k.writeStatus
+    ? new ProxyAddressWriter(client, index, log, { domain: cfg.domain, proto: cfg.proto, publicUrl: k.publicUrl })
+    : undefined;
+  const restarts = metrics.counter('connectors_proxy_kube_watch_restarts_total', 'Restarts of a Kubernetes list+watch loop, by resource and reason (closed, gone = 410 relist, error).', ['resource', 'reason']);
+  const watcher = new KubeSource(client, index, log, {
+    onConnector: writer && ((c) => writer.enqueue(c)),
+    onRestart: (resource, reason) => restarts.labels(resource, reason).inc(),
+  });
+  metrics.addCounterFrom('connectors_proxy_kube_requests_total', 'Requests sent to the Kubernetes API server (lists, watches, reviews, status patches).', () => client.requests);
+  watcher.start().catch((err: Error) => log.error({ err: err.message }, 'Kubernetes sync failed'));
+  return {
+    auth,
+    stop() {
+      watcher.stop();
+      writer?.stop();
+    },
+    close: () => client.destroy(),
   };
 }

@@ -16,9 +16,20 @@ function defaultOpa(): string {
 export interface ProxyConfig {
   listen: { host: string; port: number };
   opsListen: { host: string; port: number };
-  source: 'files';
+  source: 'files' | 'kubernetes';
   manifests: string;
   tokens: string;
+  kubernetes: {
+    /** undefined: in-cluster, then $KUBECONFIG, then ~/.kube/config. */
+    kubeconfig?: string;
+    tokenAudiences: string[];
+    connectorProxyPermissions: boolean;
+    authCacheTtlMs: number;
+    authNegativeCacheTtlMs: number;
+    authCacheMaxEntries: number;
+    writeStatus: boolean;
+    publicUrl?: string;
+  };
   domain: string;
   proto: 'http' | 'https';
   logLevel: string;
@@ -49,15 +60,34 @@ function positiveInt(value: string): number {
   return n;
 }
 
+function list(value: string): string[] {
+  return value.split(',').map((v) => v.trim()).filter((v) => v !== '');
+}
+
+function httpUrl(value: string): string {
+  let u: URL;
+  try { u = new URL(value); } catch { throw new InvalidArgumentError(`expected an http(s) URL, got "${value}"`); }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidArgumentError(`expected an http(s) URL, got "${value}"`);
+  return value.replace(/\/+$/, '');
+}
+
 export function buildCli(): Command {
   const opt = (flags: string, desc: string, env: string) => new Option(flags, `${desc}`).env(env);
   return new Command('connectors-proxy')
     .description('Authenticating reverse proxy for Kubernetes Connectors: clients authenticate with their ServiceAccount token, the proxy injects the tool credentials.')
     .addOption(opt('--listen <[host:]port>', 'proxy listener', 'PROXY_LISTEN').default(hostPort('8080'), '0.0.0.0:8080').argParser(hostPort))
     .addOption(opt('--ops-listen <[host:]port>', 'metrics, /healthz and /readyz listener', 'PROXY_OPS_LISTEN').default(hostPort('9090'), '0.0.0.0:9090').argParser(hostPort))
-    .addOption(opt('--source <kind>', 'where Connectors come from', 'PROXY_SOURCE').choices(['files']).default('files'))
+    .addOption(opt('--source <kind>', 'where Connectors and client identities come from: files (manifests + token file) or kubernetes (watch + TokenReview/SubjectAccessReview)', 'PROXY_SOURCE').choices(['files', 'kubernetes']).default('files'))
     .addOption(opt('--manifests <dir>', 'folder of ConnectorClass, Connector and Secret YAML (files source)', 'PROXY_MANIFESTS').default('examples/embedded'))
     .addOption(opt('--tokens <file>', 'static token file: token → user and allowed connectors (files source)', 'PROXY_TOKENS').default('examples/tokens.yaml'))
+    .addOption(opt('--kubeconfig <file>', 'kubeconfig of the API server (kubernetes source); default: in-cluster, then $KUBECONFIG, then ~/.kube/config', 'PROXY_KUBECONFIG'))
+    .addOption(opt('--token-audiences <list>', 'comma-separated audiences a client token must have (TokenReview); default: the API server\'s own', 'PROXY_TOKEN_AUDIENCES').default([], 'none').argParser(list))
+    .addOption(opt('--enable-connector-proxy-permissions', 'also require `get` on the connectors/proxy subresource', 'PROXY_ENABLE_CONNECTOR_PROXY_PERMISSIONS'))
+    .addOption(opt('--auth-cache-ttl-ms <ms>', 'how long an allowed token/Connector decision is reused', 'PROXY_AUTH_CACHE_TTL_MS').default(30_000).argParser(positiveInt))
+    .addOption(opt('--auth-negative-cache-ttl-ms <ms>', 'how long a 401/403 decision is reused', 'PROXY_AUTH_NEGATIVE_CACHE_TTL_MS').default(5_000).argParser(positiveInt))
+    .addOption(opt('--auth-cache-max-entries <n>', 'bound of the decision cache and of the token-review cache (least recently used go first)', 'PROXY_AUTH_CACHE_MAX_ENTRIES').default(10_000).argParser(positiveInt))
+    .addOption(opt('--no-write-status', 'do not write status.proxy.httpAddress.url of Connectors (kubernetes source)', 'PROXY_NO_WRITE_STATUS'))
+    .addOption(opt('--public-url <url>', 'base URL of path-form proxy addresses in status; default http://c-<name>.<namespace>.<domain>', 'PROXY_PUBLIC_URL').argParser(httpUrl))
     .addOption(opt('--domain <domain>', 'host resolver domain: c-<name>.<namespace>.<domain>', 'PROXY_DOMAIN').default('svc.cluster.local'))
     .addOption(opt('--proto <http|https>', 'scheme clients use to reach the proxy (X-Forwarded-Proto, rewritten Location)', 'PROXY_PROTO').choices(['http', 'https']).default('http'))
     .addOption(opt('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'PROXY_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
@@ -86,6 +116,12 @@ export function parseConfig(argv: string[]): ProxyConfig {
     upstreamKeepAliveMs: o.upstreamKeepaliveMs, clientKeepAliveMs: o.clientKeepaliveMs,
     clientHeadersTimeoutMs: o.clientHeadersTimeoutMs, maxHeaderSize: o.maxHeaderSize, shutdownGraceMs: o.shutdownGraceMs,
     watch: o.watch !== false,
+    kubernetes: {
+      kubeconfig: o.kubeconfig, tokenAudiences: o.tokenAudiences,
+      connectorProxyPermissions: o.enableConnectorProxyPermissions === true,
+      authCacheTtlMs: o.authCacheTtlMs, authNegativeCacheTtlMs: o.authNegativeCacheTtlMs, authCacheMaxEntries: o.authCacheMaxEntries,
+      writeStatus: o.writeStatus !== false, publicUrl: o.publicUrl,
+    },
     opaBin: o.opa, policyCacheDir: o.policyCacheDir, maxBodyInjectionBytes: o.maxBodyInjectionBytes,
   };
 }

@@ -57,7 +57,24 @@ export class KubeUnavailableError extends Error {
 
 /** What the authenticator (and tests wrapping it) need from a client. */
 export interface KubeApi {
-  request<T>(method: string, path: string, body?: unknown): Promise<T>;
+  request<T>(method: string, path: string, body?: unknown, contentType?: string): Promise<T>;
+}
+
+/** One event of a watch stream (`?watch=1`), as the API server sends it. */
+export interface WatchEvent<T> {
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  /** The object; a Status object for ERROR. */
+  readonly object: T;
+}
+
+/** What the watcher needs: requests plus a streaming watch. */
+export interface KubeWatchApi extends KubeApi {
+  /**
+   * Opens a watch and calls `onEvent` per event until the server ends the stream (resolves)
+   * or it fails (rejects: KubeApiError for a non-2xx answer, KubeUnavailableError otherwise).
+   * `idleTimeoutMs` bounds the silence between bytes, so a vanished server is noticed.
+   */
+  watch<T>(path: string, onEvent: (e: WatchEvent<T>) => void, opts: { signal: AbortSignal; idleTimeoutMs: number }): Promise<void>;
 }
 
 export class StaticToken implements TokenSource {
@@ -218,7 +235,7 @@ export interface KubeClientOptions {
 
 interface StatusBody { kind?: unknown; reason?: unknown; message?: unknown }
 
-export class KubeClient implements KubeApi {
+export class KubeClient implements KubeWatchApi {
   /** Requests sent (for metrics and tests). */
   requests = 0;
   private readonly pool: Pool;
@@ -247,14 +264,12 @@ export class KubeClient implements KubeApi {
    * A JSON request; the parsed 2xx body. Non-2xx → KubeApiError with the Status object's
    * reason and message; no connection, a TLS failure or a timeout → KubeUnavailableError.
    */
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    const token = this.config.token?.current();
-    if (token) headers.authorization = `Bearer ${token}`;
+  async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+    const headers = this.headers();
     let payload: string | undefined;
     if (body !== undefined) {
       payload = JSON.stringify(body);
-      headers['content-type'] = 'application/json';
+      headers['content-type'] = contentType;
     }
     this.requests++;
     let statusCode: number;
@@ -264,9 +279,7 @@ export class KubeClient implements KubeApi {
       statusCode = res.statusCode;
       text = await res.body.text();
     } catch (e) {
-      // Messages of undici errors carry no request data (never the token).
-      const err = e as { code?: string; message?: string };
-      throw new KubeUnavailableError(`${method} ${path}: the Kubernetes API server at ${this.config.server} is unreachable: ${err.code ?? err.message ?? String(e)}`, { cause: e });
+      throw unavailable(method, path, this.config.server, e);
     }
     if (statusCode >= 200 && statusCode < 300) {
       try {
@@ -275,11 +288,60 @@ export class KubeClient implements KubeApi {
         throw new KubeApiError(statusCode, 'InvalidResponse', `${method} ${path}: the Kubernetes API server answered ${statusCode} with a body that is not JSON`);
       }
     }
-    let status: StatusBody = {};
-    try { status = JSON.parse(text) as StatusBody; } catch { /* not a Status object */ }
-    const reason = typeof status.reason === 'string' && status.reason !== '' ? status.reason : `HTTP ${statusCode}`;
-    const detail = typeof status.message === 'string' && status.message !== '' ? `: ${status.message}` : '';
-    throw new KubeApiError(statusCode, reason, `${method} ${path}: the Kubernetes API server answered ${statusCode} ${reason}${detail}`);
+    throw apiError(method, path, statusCode, text);
+  }
+
+  async watch<T>(path: string, onEvent: (e: WatchEvent<T>) => void, opts: { signal: AbortSignal; idleTimeoutMs: number }): Promise<void> {
+    this.requests++;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.pool.request({
+        method: 'GET', path: this.prefix + path, headers: this.headers(), signal: opts.signal,
+        headersTimeout: opts.idleTimeoutMs, bodyTimeout: opts.idleTimeoutMs,
+      });
+    } catch (e) {
+      throw unavailable('GET', path, this.config.server, e);
+    }
+    if (res.statusCode < 200 || res.statusCode >= 300) throw apiError('GET', path, res.statusCode, await res.body.text().catch(() => ''));
+    // Events are newline-delimited JSON objects; a chunk may end mid-line. Errors thrown by
+    // `onEvent` end the watch and reach the caller unchanged.
+    const chunks = res.body[Symbol.asyncIterator]();
+    let partial = '';
+    try {
+      for (;;) {
+        let next: IteratorResult<unknown>;
+        try {
+          next = await chunks.next();
+        } catch (e) {
+          throw unavailable('GET', path, this.config.server, e);
+        }
+        if (next.done) return;
+        const text = partial + (next.value as Buffer).toString('utf8');
+        let start = 0;
+        for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
+          const line = text.slice(start, nl);
+          start = nl + 1;
+          if (line.trim() === '') continue;
+          let event: WatchEvent<T>;
+          try {
+            event = JSON.parse(line) as WatchEvent<T>;
+          } catch {
+            throw new KubeApiError(res.statusCode, 'InvalidResponse', `GET ${path}: a watch event is not JSON`);
+          }
+          onEvent(event);
+        }
+        partial = text.slice(start);
+      }
+    } finally {
+      res.body.destroy();
+    }
+  }
+
+  private headers(): Record<string, string> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    const token = this.config.token?.current();
+    if (token) headers.authorization = `Bearer ${token}`;
+    return headers;
   }
 
   close(): Promise<void> {
@@ -290,4 +352,18 @@ export class KubeClient implements KubeApi {
   destroy(): Promise<void> {
     return this.pool.destroy();
   }
+}
+
+function unavailable(method: string, path: string, server: string, e: unknown): KubeUnavailableError {
+  // Messages of undici errors carry no request data (never the token).
+  const err = e as { code?: string; message?: string };
+  return new KubeUnavailableError(`${method} ${path}: the Kubernetes API server at ${server} is unreachable: ${err.code ?? err.message ?? String(e)}`, { cause: e });
+}
+
+function apiError(method: string, path: string, statusCode: number, text: string): KubeApiError {
+  let status: StatusBody = {};
+  try { status = JSON.parse(text) as StatusBody; } catch { /* not a Status object */ }
+  const reason = typeof status.reason === 'string' && status.reason !== '' ? status.reason : `HTTP ${statusCode}`;
+  const detail = typeof status.message === 'string' && status.message !== '' ? `: ${status.message}` : '';
+  return new KubeApiError(statusCode, reason, `${method} ${path}: the Kubernetes API server answered ${statusCode} ${reason}${detail}`);
 }

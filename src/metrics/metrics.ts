@@ -47,18 +47,19 @@ export class ProxyMetrics {
   readonly registry = new Registry();
   readonly reloads: Counter<string>;
   private readonly byConnector = new Map<string, RouteMetrics>();
-  private readonly all: RouteMetrics[] = [];
+  /** Every series ever started, by connector and class (a Connector may change class). */
+  private readonly series = new Map<string, RouteMetrics>();
   readonly unknownRoute: RouteMetrics;
 
   constructor(inFlight: () => number) {
     const registers = [this.registry];
     const register = (m: ScrapedMetric): void => this.registry.registerMetric(m as unknown as Metric);
     register(new ScrapedMetric('connectors_proxy_requests_total', 'Requests answered, by connector, class and status code.', 'counter',
-      () => this.all.flatMap((r) => [...r.requests].map(([code, value]) => ({ value, labels: { connector: r.connector, class: r.className, code } })))));
+      () => [...this.series.values()].flatMap((r) => [...r.requests].map(([code, value]) => ({ value, labels: { connector: r.connector, class: r.className, code } })))));
     register(new ScrapedMetric('connectors_proxy_request_duration_seconds', 'Time from request to response end, by connector and class.', 'histogram',
-      () => this.all.flatMap((r) => histogramSamples('connectors_proxy_request_duration_seconds', r))));
+      () => [...this.series.values()].flatMap((r) => histogramSamples('connectors_proxy_request_duration_seconds', r))));
     register(new ScrapedMetric('connectors_proxy_upstream_errors_total', 'Upstream failures (connect, timeout, reset), by connector, class and reason.', 'counter',
-      () => this.all.flatMap((r) => [...r.upstreamErrors].map(([reason, value]) => ({ value, labels: { connector: r.connector, class: r.className, reason } })))));
+      () => [...this.series.values()].flatMap((r) => [...r.upstreamErrors].map(([reason, value]) => ({ value, labels: { connector: r.connector, class: r.className, reason } })))));
     new Gauge({
       name: 'connectors_proxy_requests_in_flight', help: 'Requests being served now.', registers,
       collect() { this.set(inFlight()); },
@@ -76,15 +77,21 @@ export class ProxyMetrics {
     this.registry.registerMetric(new ScrapedMetric(name, help, 'counter', () => [{ value: read(), labels: {} }]) as unknown as Metric);
   }
 
+  /** A counter with labels, registered here (e.g. the Kubernetes watcher's restarts). */
+  counter(name: string, help: string, labelNames: readonly string[]): Counter<string> {
+    return new Counter({ name, help, labelNames: [...labelNames], registers: [this.registry] });
+  }
+
   /** The record of one connector; created on its first request. */
   forRoute(connector: string, className: string): RouteMetrics {
     let m = this.byConnector.get(connector);
     if (m !== undefined && m.className === className) return m;
     // First request, or the Connector moved to another class: a new series.
-    m = this.all.find((r) => r.connector === connector && r.className === className);
+    const key = `${connector}\u0000${className}`;
+    m = this.series.get(key);
     if (m === undefined) {
       m = new RouteMetrics(connector, className);
-      this.all.push(m);
+      this.series.set(key, m);
     }
     this.byConnector.set(connector, m);
     return m;

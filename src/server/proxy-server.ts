@@ -150,7 +150,9 @@ export class ProxyServer {
       return;
     }
     if (route === undefined) {
-      out.refuse({ status: 404, message: `connector ${id} not found` }, unknown, who);
+      // Before the first sync "not found" may be false: the client should retry, not give up.
+      if (!this.deps.index.ready) out.refuse({ status: 503, message: 'connectors are not loaded yet; try again', headers: { 'retry-after': '1' } }, unknown, who);
+      else out.refuse({ status: 404, message: `connector ${id} not found` }, unknown, who);
       return;
     }
     const metrics = this.deps.metrics.forRoute(route.key, route.className);

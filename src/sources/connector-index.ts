@@ -74,7 +74,16 @@ export class ConnectorIndex {
   upsert(obj: Resource): void {
     switch (obj.kind) {
       case 'ConnectorClass': this.classes.set(obj.metadata.name, obj); break;
-      case 'Connector': this.connectors.set(objectKey(obj.metadata.namespace, obj.metadata.name), obj); break;
+      case 'Connector': {
+        const key = objectKey(obj.metadata.namespace, obj.metadata.name);
+        const before = this.connectors.get(key);
+        this.connectors.set(key, obj);
+        // A status write (ours, or the probes') changes no route: keep the 10,000 others.
+        if (before !== undefined && sameSpec(before, obj)) return;
+        this.routes.delete(key);
+        this.notify();
+        return;
+      }
       case 'Secret': this.secrets.set(objectKey(obj.metadata.namespace, obj.metadata.name), obj); break;
     }
     this.changed();
@@ -82,8 +91,13 @@ export class ConnectorIndex {
 
   remove(kind: Resource['kind'], namespace: string, name: string): void {
     if (kind === 'ConnectorClass') this.classes.delete(name);
-    else if (kind === 'Connector') this.connectors.delete(objectKey(namespace, name));
-    else this.secrets.delete(objectKey(namespace, name));
+    else if (kind === 'Connector') {
+      const key = objectKey(namespace, name);
+      this.connectors.delete(key);
+      this.routes.delete(key);
+      this.notify();
+      return;
+    } else this.secrets.delete(objectKey(namespace, name));
     this.changed();
   }
 
@@ -92,12 +106,21 @@ export class ConnectorIndex {
     this.classes.clear();
     this.connectors.clear();
     this.secrets.clear();
-    for (const o of objects) {
-      if (o.kind === 'ConnectorClass') this.classes.set(o.metadata.name, o);
-      else if (o.kind === 'Connector') this.connectors.set(objectKey(o.metadata.namespace, o.metadata.name), o);
-      else this.secrets.set(objectKey(o.metadata.namespace, o.metadata.name), o);
-    }
+    for (const o of objects) this.put(o);
     this.changed();
+  }
+
+  /** Swaps in every object of one kind at once (a watcher's list or relist). */
+  replaceKind(kind: Resource['kind'], objects: readonly Resource[]): void {
+    (kind === 'ConnectorClass' ? this.classes : kind === 'Connector' ? this.connectors : this.secrets).clear();
+    for (const o of objects) if (o.kind === kind) this.put(o);
+    this.changed();
+  }
+
+  private put(o: Resource): void {
+    if (o.kind === 'ConnectorClass') this.classes.set(o.metadata.name, o);
+    else if (o.kind === 'Connector') this.connectors.set(objectKey(o.metadata.namespace, o.metadata.name), o);
+    else this.secrets.set(objectKey(o.metadata.namespace, o.metadata.name), o);
   }
 
   // Routes are rebuilt lazily: dropping the cache is O(1), so a burst of watch events
@@ -105,6 +128,10 @@ export class ConnectorIndex {
   private changed(): void {
     if (this.routes.size > 0) this.routes = new Map();
     this.preparePolicies();
+    this.notify();
+  }
+
+  private notify(): void {
     for (const fn of this.listeners) fn();
   }
 
@@ -245,6 +272,16 @@ export class ConnectorIndex {
       return { authType, broken: `${where}, auth type "${authType.name}": ${(err as Error).message}` };
     }
   }
+}
+
+/**
+ * True when two versions of a Connector build the same route. `generation` moves only with
+ * the spec (the status is a subresource); manifests have no generation, so compare specs.
+ */
+function sameSpec(a: Connector, b: Connector): boolean {
+  const ga = a.metadata.generation;
+  if (ga !== undefined && ga === b.metadata.generation) return true;
+  return JSON.stringify(a.spec) === JSON.stringify(b.spec);
 }
 
 /** The last-good key of a class's policy; `authType` is '' for the auth extractor. */

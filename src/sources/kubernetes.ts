@@ -1,0 +1,233 @@
+// Kubernetes mode's source: reflectors for ConnectorClasses and Connectors (cluster-wide)
+// and Secrets, feeding the same ConnectorIndex the manifest folder feeds. Of the Secrets,
+// only those a Connector references are kept: a cluster's Secrets (Helm releases,
+// ServiceAccount tokens) can be hundreds of megabytes. A Secret that becomes referenced
+// after the first sync is fetched once with a GET; from then on the watch keeps it current.
+import type { Logger } from 'pino';
+import { API_VERSION, objectKey, type Connector, type ConnectorClass, type ObjectKey, type Secret } from '../types';
+import { KubeApiError, type KubeWatchApi } from '../kube/client';
+import type { ConnectorIndex } from './connector-index';
+import { Reflector, type ReflectorOptions } from './reflector';
+
+export interface KubeSourceOptions {
+  /** Called for every Connector added or changed, and for all of a class's on a class change. */
+  readonly onConnector?: (c: Connector) => void;
+  /** Restarts of a watch loop, by resource and reason (metrics). */
+  readonly onRestart?: (resource: string, reason: string) => void;
+  /** Overrides for the reflectors (tests). */
+  readonly reflector?: Pick<ReflectorOptions, 'watchTimeoutSeconds' | 'backoffMs' | 'pageSize'>;
+}
+
+const GROUP_PATH = `/apis/${API_VERSION}`;
+
+/** The Secrets a Connector needs: its auth Secret and its CA Secret. */
+export function referencedSecrets(c: Connector): ObjectKey[] {
+  const out: ObjectKey[] = [];
+  const ns = c.metadata.namespace;
+  const auth = c.spec?.auth?.secretRef;
+  if (auth?.name) out.push(objectKey(auth.namespace || ns, auth.name));
+  const ca = c.spec?.caCertSecretRef?.name;
+  if (ca) out.push(objectKey(ns, ca));
+  return out;
+}
+
+export class KubeSource {
+  private readonly classes: Reflector<ConnectorClass>;
+  private readonly connectors: Reflector<Connector>;
+  private readonly secrets: Reflector<Secret>;
+  /** Secret → how many Connector references it has. */
+  private readonly refCount = new Map<ObjectKey, number>();
+  /** Connector → the Secrets it references (to undo its counts on change or delete). */
+  private readonly refsOf = new Map<ObjectKey, readonly ObjectKey[]>();
+  /** Secrets being fetched, and whether a DELETED event came meanwhile. */
+  private readonly fetching = new Map<ObjectKey, { deleted: boolean }>();
+  private secretsSynced = false;
+  private stopped = false;
+
+  constructor(
+    private readonly api: KubeWatchApi,
+    private readonly index: ConnectorIndex,
+    private readonly log: Logger,
+    private readonly opts: KubeSourceOptions = {},
+  ) {
+    const reflect = <T extends ConnectorClass | Connector | Secret>(name: string, path: string, handler: ConstructorParameters<typeof Reflector<T>>[1]): Reflector<T> =>
+      new Reflector<T>(api, handler, log, { name, path, ...opts.reflector, onRestart: (reason) => opts.onRestart?.(name, reason) });
+
+    this.classes = reflect<ConnectorClass>('connectorclasses', `${GROUP_PATH}/connectorclasses`, {
+      replace: (items) => {
+        index.replaceKind('ConnectorClass', items.map((o) => withKind(o, 'ConnectorClass', API_VERSION)));
+        this.announceAll();
+      },
+      upsert: (o) => {
+        index.upsert(withKind(o, 'ConnectorClass', API_VERSION));
+        this.announceClass(o.metadata.name);
+      },
+      remove: (o) => {
+        index.remove('ConnectorClass', '', o.metadata.name);
+        this.announceClass(o.metadata.name);
+      },
+    });
+    this.connectors = reflect<Connector>('connectors', `${GROUP_PATH}/connectors`, {
+      replace: (items) => {
+        const all = items.map((o) => withKind(o, 'Connector', API_VERSION));
+        index.replaceKind('Connector', all);
+        this.recountReferences(all);
+        this.announceAll();
+      },
+      upsert: (o) => {
+        const c = withKind(o, 'Connector', API_VERSION);
+        this.reference(objectKey(c.metadata.namespace, c.metadata.name), referencedSecrets(c));
+        index.upsert(c);
+        opts.onConnector?.(c);
+      },
+      remove: (o) => {
+        this.reference(objectKey(o.metadata.namespace, o.metadata.name), []);
+        index.remove('Connector', o.metadata.namespace, o.metadata.name);
+      },
+    });
+    this.secrets = reflect<Secret>('secrets', '/api/v1/secrets', {
+      replace: (items) => {
+        index.replaceKind('Secret', items.filter((s) => this.isReferenced(s)).map((s) => withKind(s, 'Secret', 'v1')));
+      },
+      upsert: (s) => {
+        if (this.isReferenced(s)) index.upsert(withKind(s, 'Secret', 'v1'));
+      },
+      remove: (s) => {
+        const key = objectKey(s.metadata.namespace, s.metadata.name);
+        const pending = this.fetching.get(key);
+        if (pending) pending.deleted = true;
+        if (index.secret(s.metadata.namespace, s.metadata.name) !== undefined) index.remove('Secret', s.metadata.namespace, s.metadata.name);
+      },
+    });
+  }
+
+  /**
+   * Starts the watches; resolves after the first complete sync (then the index is ready).
+   * Secrets are listed after Connectors, so the list keeps exactly the referenced ones.
+   */
+  async start(): Promise<void> {
+    const started = Date.now();
+    this.classes.start();
+    this.connectors.start();
+    await Promise.all([this.classes.synced, this.connectors.synced]);
+    if (this.stopped) return;
+    this.secrets.start();
+    await this.secrets.synced;
+    this.secretsSynced = true;
+    // References added while Secrets were being listed.
+    for (const key of this.refCount.keys()) this.fetchIfMissing(key);
+    this.index.markSynced();
+    const counts = this.index.counts();
+    this.log.info({ ...counts, syncMs: Date.now() - started }, 'Kubernetes resources synced');
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.classes.stop();
+    this.connectors.stop();
+    this.secrets.stop();
+  }
+
+  /** Lists done per resource (a relist after 410 Gone adds one). */
+  get lists(): { connectorclasses: number; connectors: number; secrets: number } {
+    return { connectorclasses: this.classes.lists, connectors: this.connectors.lists, secrets: this.secrets.lists };
+  }
+
+  private isReferenced(s: Secret): boolean {
+    return this.refCount.has(objectKey(s.metadata.namespace, s.metadata.name));
+  }
+
+  /** Sets a Connector's references, dropping Secrets nobody references any more. */
+  private reference(connector: ObjectKey, refs: readonly ObjectKey[]): void {
+    const before = this.refsOf.get(connector) ?? [];
+    if (before.length === refs.length && before.every((r, i) => r === refs[i])) return;
+    for (const r of refs) {
+      const n = this.refCount.get(r) ?? 0;
+      this.refCount.set(r, n + 1);
+      if (n === 0) this.fetchIfMissing(r);
+    }
+    for (const r of before) this.unreference(r);
+    if (refs.length > 0) this.refsOf.set(connector, refs);
+    else this.refsOf.delete(connector);
+  }
+
+  private unreference(secret: ObjectKey): void {
+    const n = (this.refCount.get(secret) ?? 0) - 1;
+    if (n > 0) {
+      this.refCount.set(secret, n);
+      return;
+    }
+    this.refCount.delete(secret);
+    const [ns, name] = splitKey(secret);
+    if (this.index.secret(ns, name) !== undefined) this.index.remove('Secret', ns, name);
+  }
+
+  private recountReferences(all: readonly Connector[]): void {
+    const old = new Set(this.refCount.keys());
+    this.refCount.clear();
+    this.refsOf.clear();
+    for (const c of all) {
+      const refs = referencedSecrets(c);
+      if (refs.length === 0) continue;
+      this.refsOf.set(objectKey(c.metadata.namespace, c.metadata.name), refs);
+      for (const r of refs) this.refCount.set(r, (this.refCount.get(r) ?? 0) + 1);
+    }
+    for (const r of old) {
+      if (this.refCount.has(r)) continue;
+      const [ns, name] = splitKey(r);
+      if (this.index.secret(ns, name) !== undefined) this.index.remove('Secret', ns, name);
+    }
+    for (const r of this.refCount.keys()) if (!old.has(r)) this.fetchIfMissing(r);
+  }
+
+  /** A Secret referenced after the Secrets were listed: GET it once; the watch does the rest. */
+  private fetchIfMissing(key: ObjectKey, attempt = 0): void {
+    if (!this.secretsSynced || this.stopped || this.fetching.has(key)) return;
+    const [ns, name] = splitKey(key);
+    if (this.index.secret(ns, name) !== undefined) return;
+    const state = { deleted: false };
+    this.fetching.set(key, state);
+    this.api.request<Secret>('GET', `/api/v1/namespaces/${encodeURIComponent(ns)}/secrets/${encodeURIComponent(name)}`).then((s) => {
+      // A watch event that came meanwhile is newer than this answer: it wins.
+      if (!state.deleted && this.refCount.has(key) && this.index.secret(ns, name) === undefined) {
+        delete (s.metadata as { managedFields?: unknown }).managedFields;
+        this.index.upsert(withKind(s, 'Secret', 'v1'));
+      }
+    }, (e: Error) => {
+      if (e instanceof KubeApiError && e.status === 404) return; // created later: the watch brings it
+      const wait = Math.min(30_000, 500 * 2 ** attempt);
+      this.log.warn({ secret: key, err: e.message, retryInMs: wait }, 'Secret not fetched: retrying');
+      setTimeout(() => {
+        this.fetching.delete(key);
+        if (this.refCount.has(key)) this.fetchIfMissing(key, attempt + 1);
+      }, wait).unref();
+      return 'retry';
+    }).then((retry) => {
+      if (retry !== 'retry') this.fetching.delete(key);
+    });
+  }
+
+  private announceClass(className: string): void {
+    const fn = this.opts.onConnector;
+    if (fn === undefined) return;
+    for (const c of this.index.allConnectors()) if (c.spec.connectorClassName === className) fn(c);
+  }
+
+  private announceAll(): void {
+    const fn = this.opts.onConnector;
+    if (fn === undefined || this.connectors.lists === 0) return;
+    for (const c of this.index.allConnectors()) fn(c);
+  }
+}
+
+/** API objects in lists carry no kind; the index (and the manifests) expect one. */
+function withKind<T extends ConnectorClass | Connector | Secret>(o: T, kind: T['kind'], apiVersion: string): T {
+  o.kind = kind;
+  (o as { apiVersion: string }).apiVersion = apiVersion;
+  return o;
+}
+
+function splitKey(key: ObjectKey): [string, string] {
+  const slash = key.indexOf('/');
+  return [key.slice(0, slash), key.slice(slash + 1)];
+}

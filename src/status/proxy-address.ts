@@ -1,0 +1,104 @@
+// `status.proxy.httpAddress.url`: the address a Connector is served at (the docs' Connector
+// "Proxy Address"): `http://c-<name>.<ns>.<domain>` for the host resolver, and
+// `<base>/namespaces/<ns>/connectors/<name>` for the path resolver, for Connectors whose
+// class declares `spec.proxy`. Writes go through a small queue (merge patches of the status
+// subresource, a few at a time) and only when the value differs, so the watch event our own
+// patch causes ends here. Several replicas write the same value: no leader is needed.
+import type { Logger } from 'pino';
+import { API_VERSION, RESOLVER_ANNOTATION, objectKey, type Connector, type ConnectorClass, type ObjectKey } from '../types';
+import { KubeApiError, type KubeApi } from '../kube/client';
+import type { ConnectorIndex } from '../sources/connector-index';
+
+export interface ProxyAddressOptions {
+  /** Host resolver domain. */
+  readonly domain: string;
+  /** Scheme clients use. */
+  readonly proto: 'http' | 'https';
+  /** Base of path-form addresses; default the host form's `<proto>://c-<name>.<ns>.<domain>`. */
+  readonly publicUrl?: string;
+}
+
+/** The proxy address of `c`, or undefined when its class has no proxy capability. */
+export function proxyAddress(c: Connector, cls: ConnectorClass | undefined, o: ProxyAddressOptions): string | undefined {
+  if (cls?.spec.proxy === undefined || cls.spec.proxy === null) return undefined;
+  return addressFor(c, cls.metadata.annotations?.[RESOLVER_ANNOTATION] === 'path' ? 'path' : 'host', o);
+}
+
+function addressFor(c: Connector, resolver: 'host' | 'path', o: ProxyAddressOptions): string {
+  const { name, namespace } = c.metadata;
+  const host = `${o.proto}://c-${name}.${namespace}.${o.domain}`;
+  if (resolver === 'host') return host;
+  const base = (o.publicUrl ?? host).replace(/\/+$/, '');
+  return `${base}/namespaces/${namespace}/connectors/${name}`;
+}
+
+export interface StatusWriterOptions extends ProxyAddressOptions {
+  /** Patches in flight at once (default 4). */
+  readonly concurrency?: number;
+}
+
+export class ProxyAddressWriter {
+  /** Patches sent (tests, metrics). */
+  patches = 0;
+  private readonly queue = new Set<ObjectKey>();
+  private running = 0;
+  private stopped = false;
+  private readonly concurrency: number;
+
+  constructor(
+    private readonly api: KubeApi,
+    private readonly index: ConnectorIndex,
+    private readonly log: Logger,
+    private readonly opts: StatusWriterOptions,
+  ) {
+    this.concurrency = opts.concurrency ?? 4;
+  }
+
+  /** Looks at `c` again (later, in the queue): patches its status if the address differs. */
+  enqueue(c: Connector): void {
+    if (this.stopped) return;
+    this.queue.add(objectKey(c.metadata.namespace, c.metadata.name));
+    while (this.running < this.concurrency && this.queue.size > 0) void this.work();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.queue.clear();
+  }
+
+  private async work(): Promise<void> {
+    this.running++;
+    try {
+      for (const key of this.queue) {
+        if (this.stopped) return;
+        this.queue.delete(key);
+        await this.reconcile(key);
+      }
+    } finally {
+      this.running--;
+    }
+  }
+
+  private async reconcile(key: ObjectKey): Promise<void> {
+    const slash = key.indexOf('/');
+    const c = this.index.connector(key.slice(0, slash), key.slice(slash + 1));
+    if (c === undefined) return;
+    const cls = this.index.connectorClass(c.spec.connectorClassName);
+    const want = proxyAddress(c, cls, this.opts);
+    const have = c.status?.proxy?.httpAddress?.url;
+    if (want === have) return;
+    // A class that lost its proxy: clear only an address this proxy would have written,
+    // never another component's.
+    if (want === undefined && have !== addressFor(c, 'host', this.opts) && have !== addressFor(c, 'path', this.opts)) return;
+    const path = `/apis/${API_VERSION}/namespaces/${encodeURIComponent(c.metadata.namespace)}/connectors/${encodeURIComponent(c.metadata.name)}/status`;
+    try {
+      this.patches++;
+      await this.api.request('PATCH', path, { status: { proxy: want === undefined ? null : { httpAddress: { url: want } } } }, 'application/merge-patch+json');
+      this.log.debug({ connector: key, url: want ?? null }, 'proxy address written');
+    } catch (e) {
+      if (e instanceof KubeApiError && e.status === 404) return; // deleted meanwhile
+      this.log.warn({ connector: key, err: (e as Error).message }, 'proxy address not written: retrying in 5 s');
+      setTimeout(() => { if (this.index.connector(c.metadata.namespace, c.metadata.name)) this.enqueue(c); }, 5000).unref();
+    }
+  }
+}
