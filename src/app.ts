@@ -46,6 +46,8 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   const compiler = new PolicyCompiler({ opaBin: cfg.opaBin, cacheDir: cfg.policyCacheDir });
   metrics.addCounterFrom('connectors_proxy_policy_compilations_total', 'Runs of the OPA compiler (cache misses).', () => compiler.compilerRuns);
   const index = new ConnectorIndex({ policies: new PolicyStore(compiler, log), maxBodyBytes: cfg.maxBodyInjectionBytes });
+  metrics.gaugeFrom('connectors_proxy_index_objects', 'Objects held in memory, by kind (ConnectorClasses, Connectors, and the Secrets they reference).', 'kind',
+    () => index.counts());
   const source = cfg.source === 'kubernetes' ? kubernetesSource(cfg, index, metrics, log) : fileSource(cfg, index, metrics, log);
   const auth = source.auth;
 

@@ -77,6 +77,16 @@ export class ProxyMetrics {
     this.registry.registerMetric(new ScrapedMetric(name, help, 'counter', () => [{ value: read(), labels: {} }]) as unknown as Metric);
   }
 
+  /** A gauge read at scrape time, one series per key of what `read` returns (label `label`). */
+  gaugeFrom(name: string, help: string, label: string, read: () => Record<string, number>): void {
+    new Gauge({
+      name, help, labelNames: [label], registers: [this.registry],
+      collect() {
+        for (const [k, v] of Object.entries(read())) this.labels(k).set(v);
+      },
+    });
+  }
+
   /** A counter with labels, registered here (e.g. the Kubernetes watcher's restarts). */
   counter(name: string, help: string, labelNames: readonly string[]): Counter<string> {
     return new Counter({ name, help, labelNames: [...labelNames], registers: [this.registry] });
