@@ -41,9 +41,15 @@ interface ListReply<T> {
 /** The watch's version is too old (410 Gone): only a new list helps. */
 class Gone extends Error {}
 
+/** A pause that `signal` cuts short; its listener goes with it (one per retry would pile up). */
 const sleep = (ms: number, signal: AbortSignal): Promise<void> => new Promise((resolve) => {
-  const t = setTimeout(resolve, ms);
-  signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  const done = (): void => {
+    clearTimeout(t);
+    signal.removeEventListener('abort', done);
+    resolve();
+  };
+  const t = setTimeout(done, ms);
+  signal.addEventListener('abort', done, { once: true });
 });
 
 export class Reflector<T extends KubeObject> {
