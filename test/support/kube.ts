@@ -72,7 +72,7 @@ export interface KubeCluster {
   waitForCrdEstablished(name: string, timeoutMs?: number): Promise<void>;
   /** A request to the API server, verified against the CA, with `token` (default: the admin token; '' sends none). */
   api(method: string, path: string, body?: unknown, token?: string): Promise<ApiReply>;
-  /** The last lines of the API server's and etcd's logs. */
+  /** The last lines of the API server's and etcd's logs (and of the last stopped API server). */
   logs(lines?: number): string;
   /** SIGTERM to kube-apiserver (SIGKILL after 10 s) and waits for it to exit; etcd keeps running. */
   stopApiServer(): Promise<void>;
@@ -239,7 +239,9 @@ async function startOnce(bins: ReturnType<typeof binaries>, opts: KubeOptions): 
     rmSync(dir, { recursive: true, force: true });
     live.delete(entry);
   };
-  const logs = (lines = 30): string => procs.map((p) => p.tail(lines)).join('\n');
+  // The last API server that was stopped or failed: its log explains a restart.
+  let retired: Proc | undefined;
+  const logs = (lines = 30): string => [...(retired ? [retired] : []), ...procs].map((p) => p.tail(lines)).join('\n');
 
   try {
     const started = Date.now();
@@ -275,6 +277,7 @@ async function startOnce(bins: ReturnType<typeof binaries>, opts: KubeOptions): 
     const unguard = (p: Proc): void => {
       if (!procs.includes(p)) return;
       procs.splice(procs.indexOf(p), 1);
+      retired = p;
       if (p.child.pid !== undefined && reaper!.exitCode === null) reaper!.stdin!.write(`-${p.child.pid}\n`);
     };
 
@@ -324,6 +327,9 @@ async function startOnce(bins: ReturnType<typeof binaries>, opts: KubeOptions): 
       `--api-audiences=${SA_ISSUER}`,
       `--cert-dir=${join(dir, 'cert-dir')}`,
       '--profiling=false',
+      // On SIGTERM, end open watches after 1 s instead of waiting for them (HTTP/2 watches
+      // would keep a stopping API server alive until stopApiServer()'s SIGKILL).
+      '--shutdown-watch-termination-grace-period=1s',
       ...(opts.apiserverArgs ?? []),
     ];
     let apiserver = guard(new Proc('kube-apiserver', bins.apiserver, apiserverArgs));
