@@ -17,6 +17,7 @@ cat <<'TXT'
     git clone http://any:demo-client-token@127.0.0.1:8080/namespaces/demo/connectors/git/demo.git /tmp/demo-clone
     curl -H 'Authorization: Bearer demo-client-token' http://c-api.demo.localhost:8080/whoami
     curl -i http://127.0.0.1:8080/namespaces/demo/connectors/git/demo.git/info/refs   # no token: 401
+    curl http://127.0.0.1:9090/status   # Connector and ConnectorClass conditions (probes)
 
 TXT
-node dist/src/main.js --listen 127.0.0.1:8080 --ops-listen 127.0.0.1:9090 --domain localhost "$@"
+node dist/src/main.js --listen 127.0.0.1:8080 --ops-listen 127.0.0.1:9090 --domain localhost --public-url http://127.0.0.1:8080 "$@"

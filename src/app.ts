@@ -10,7 +10,9 @@ import type { ClientAuthenticator } from './auth/authenticator';
 import { KubeAuthenticator } from './auth/kube-authenticator';
 import { KubeClient, loadKubeClientConfig } from './kube/client';
 import { KubeSource } from './sources/kubernetes';
-import { ProxyAddressWriter } from './status/proxy-address';
+import { ProxyAddressWriter, proxyAddress } from './status/proxy-address';
+import { MEMORY_SINK, StatusProber, type StatusSink } from './status/prober';
+import { KubeStatusSink } from './status/kube-status-sink';
 import { ConnectorIndex } from './sources/connector-index';
 import { FileSource, watchPath } from './sources/files';
 import { ProxyMetrics } from './metrics/metrics';
@@ -50,6 +52,13 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     () => index.counts());
   const source = cfg.source === 'kubernetes' ? kubernetesSource(cfg, index, metrics, log) : fileSource(cfg, index, metrics, log);
   const auth = source.auth;
+  const addressOptions = { domain: cfg.domain, proto: cfg.proto, publicUrl: cfg.publicUrl };
+  const prober = cfg.probes.enabled
+    ? new StatusProber(index, source.statusSink, log, {
+      intervalMs: cfg.probes.intervalMs, concurrency: Math.max(1, cfg.probes.concurrency), timeoutMs: cfg.probes.timeoutMs,
+      proxyAddress: (c, cls) => proxyAddress(c, cls, addressOptions),
+    })
+    : undefined;
 
   const pools = new UpstreamPools({
     connect: { timeout: cfg.connectTimeoutMs },
@@ -78,9 +87,11 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   let draining = false;
   const ops = createOpsServer(metrics, {
     notReadyReason: () => (draining ? 'shutting down' : index.ready ? undefined : 'connectors not loaded yet'),
-  });
+  }, prober && (() => ({ items: prober.snapshot() })));
   const proxyPort = await listen(server, cfg.listen.host, cfg.listen.port);
   const opsPort = await listen(ops, cfg.opsListen.host, cfg.opsListen.port);
+  // After listening: a class whose spec.proxy names this proxy must find it up.
+  prober?.start();
   log.info({ proxy: `${cfg.listen.host}:${proxyPort}`, ops: `${cfg.opsListen.host}:${opsPort}`, domain: cfg.domain }, 'connectors-proxy listening');
 
   return {
@@ -88,6 +99,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     async shutdown() {
       draining = true;
       source.stop();
+      prober?.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const deadline = Date.now() + cfg.shutdownGraceMs;
@@ -104,6 +116,8 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
 /** Where Connectors and client identities come from, and how to stop it. */
 interface Source {
   readonly auth: ClientAuthenticator;
+  /** Where computed conditions go. */
+  readonly statusSink: StatusSink;
   /** Stops watching (no more index changes). */
   stop(): void;
   /** Releases connections (after the proxy drained). */
@@ -131,6 +145,7 @@ function fileSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: ProxyMetri
   }
   return {
     auth,
+    statusSink: MEMORY_SINK,
     stop() {
       files.stop();
       for (const w of watchers) w.close();
@@ -156,7 +171,7 @@ function kubernetesSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: Prox
     onError: (err) => log.warn({ err: err.message }, 'token check failed: answering 503'),
   });
   const writer = k.writeStatus
-    ? new ProxyAddressWriter(client, index, log, { domain: cfg.domain, proto: cfg.proto, publicUrl: k.publicUrl })
+    ? new ProxyAddressWriter(client, index, log, { domain: cfg.domain, proto: cfg.proto, publicUrl: cfg.publicUrl })
     : undefined;
   const restarts = metrics.counter('connectors_proxy_kube_watch_restarts_total', 'Restarts of a Kubernetes list+watch loop, by resource and reason (closed, gone = 410 relist, error).', ['resource', 'reason']);
   const watcher = new KubeSource(client, index, log, {
@@ -167,6 +182,7 @@ function kubernetesSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: Prox
   watcher.start().catch((err: Error) => log.error({ err: err.message }, 'Kubernetes sync failed'));
   return {
     auth,
+    statusSink: k.writeStatus ? new KubeStatusSink(client, log) : MEMORY_SINK,
     stop() {
       watcher.stop();
       writer?.stop();

@@ -28,8 +28,10 @@ export interface ProxyConfig {
     authNegativeCacheTtlMs: number;
     authCacheMaxEntries: number;
     writeStatus: boolean;
-    publicUrl?: string;
   };
+  /** Base URL clients use to reach the proxy (status addresses, rendered configurations). */
+  publicUrl?: string;
+  probes: { enabled: boolean; intervalMs: number; concurrency: number; timeoutMs: number };
   domain: string;
   proto: 'http' | 'https';
   logLevel: string;
@@ -86,8 +88,12 @@ export function buildCli(): Command {
     .addOption(opt('--auth-cache-ttl-ms <ms>', 'how long an allowed token/Connector decision is reused', 'PROXY_AUTH_CACHE_TTL_MS').default(30_000).argParser(positiveInt))
     .addOption(opt('--auth-negative-cache-ttl-ms <ms>', 'how long a 401/403 decision is reused', 'PROXY_AUTH_NEGATIVE_CACHE_TTL_MS').default(5_000).argParser(positiveInt))
     .addOption(opt('--auth-cache-max-entries <n>', 'bound of the decision cache and of the token-review cache (least recently used go first)', 'PROXY_AUTH_CACHE_MAX_ENTRIES').default(10_000).argParser(positiveInt))
-    .addOption(opt('--no-write-status', 'do not write status.proxy.httpAddress.url of Connectors (kubernetes source)', 'PROXY_NO_WRITE_STATUS'))
-    .addOption(opt('--public-url <url>', 'base URL of path-form proxy addresses in status; default http://c-<name>.<namespace>.<domain>', 'PROXY_PUBLIC_URL').argParser(httpUrl))
+    .addOption(opt('--no-write-status', 'do not write Connector and ConnectorClass status (proxy address, conditions) to the API server (kubernetes source)', 'PROXY_NO_WRITE_STATUS'))
+    .addOption(opt('--public-url <url>', 'URL clients reach the proxy at: base of path-form addresses (and port of host-form ones) in status and configurations; default http://c-<name>.<namespace>.<domain>', 'PROXY_PUBLIC_URL').argParser(httpUrl))
+    .addOption(opt('--no-probes', 'do not run liveness/auth probes nor compute Connector and ConnectorClass conditions', 'PROXY_NO_PROBES'))
+    .addOption(opt('--probe-interval-ms <ms>', 'how often each Connector and ConnectorClass is checked (±10% jitter); changes are checked at once', 'PROXY_PROBE_INTERVAL_MS').default(60_000).argParser(positiveInt))
+    .addOption(opt('--probe-concurrency <n>', 'checks running at once', 'PROXY_PROBE_CONCURRENCY').default(8).argParser(positiveInt))
+    .addOption(opt('--probe-timeout-ms <ms>', 'time a probed tool has to answer', 'PROXY_PROBE_TIMEOUT_MS').default(10_000).argParser(positiveInt))
     .addOption(opt('--domain <domain>', 'host resolver domain: c-<name>.<namespace>.<domain>', 'PROXY_DOMAIN').default('svc.cluster.local'))
     .addOption(opt('--proto <http|https>', 'scheme clients use to reach the proxy (X-Forwarded-Proto, rewritten Location)', 'PROXY_PROTO').choices(['http', 'https']).default('http'))
     .addOption(opt('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'PROXY_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
@@ -120,8 +126,10 @@ export function parseConfig(argv: string[]): ProxyConfig {
       kubeconfig: o.kubeconfig, tokenAudiences: o.tokenAudiences,
       connectorProxyPermissions: o.enableConnectorProxyPermissions === true,
       authCacheTtlMs: o.authCacheTtlMs, authNegativeCacheTtlMs: o.authNegativeCacheTtlMs, authCacheMaxEntries: o.authCacheMaxEntries,
-      writeStatus: o.writeStatus !== false, publicUrl: o.publicUrl,
+      writeStatus: o.writeStatus !== false,
     },
+    publicUrl: o.publicUrl,
+    probes: { enabled: o.probes !== false, intervalMs: o.probeIntervalMs, concurrency: o.probeConcurrency, timeoutMs: o.probeTimeoutMs },
     opaBin: o.opa, policyCacheDir: o.policyCacheDir, maxBodyInjectionBytes: o.maxBodyInjectionBytes,
   };
 }

@@ -41,6 +41,11 @@ export function startDemoUpstream(port: number, host: string, repoRoot: string):
         .end(JSON.stringify({ authenticated: true, path: req.url, note: 'the proxy sent the Bearer token' }) + '\n');
       return;
     }
+    // A landing page, as a real git server has: the Git class's liveness probe asks for `/`.
+    if (req.url === '/') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('demo tool: git at /git/demo.git, API at /api/\n');
+      return;
+    }
     res.writeHead(404).end('not found\n');
   });
   return new Promise((resolve, reject) => {

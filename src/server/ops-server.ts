@@ -8,7 +8,7 @@ export interface Readiness {
   notReadyReason(): string | undefined;
 }
 
-export function createOpsServer(metrics: ProxyMetrics, readiness: Readiness): Server {
+export function createOpsServer(metrics: ProxyMetrics, readiness: Readiness, status?: () => unknown): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz' || path === '/livez') {
@@ -22,8 +22,11 @@ export function createOpsServer(metrics: ProxyMetrics, readiness: Readiness): Se
         (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
         () => res.writeHead(500).end('metrics unavailable\n'),
       );
+    } else if (path === '/status' && status !== undefined) {
+      // Conditions of every Connector and ConnectorClass (embedded mode has no API server to show them).
+      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(status(), null, 2)}\n`);
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz, /readyz or /status\n');
     }
   });
 }

@@ -159,6 +159,10 @@ export class ConnectorIndex {
     return this.secrets.get(objectKey(namespace, name));
   }
 
+  allClasses(): IterableIterator<ConnectorClass> {
+    return this.classes.values();
+  }
+
   allConnectors(): IterableIterator<Connector> {
     return this.connectors.values();
   }

@@ -26,7 +26,9 @@ export function proxyAddress(c: Connector, cls: ConnectorClass | undefined, o: P
 
 function addressFor(c: Connector, resolver: 'host' | 'path', o: ProxyAddressOptions): string {
   const { name, namespace } = c.metadata;
-  const host = `${o.proto}://c-${name}.${namespace}.${o.domain}`;
+  // The public URL's port, when it names one, is where the c-<name> hosts are served too.
+  const port = o.publicUrl === undefined ? '' : new URL(o.publicUrl).port;
+  const host = `${o.proto}://c-${name}.${namespace}.${o.domain}${port ? `:${port}` : ''}`;
   if (resolver === 'host') return host;
   const base = (o.publicUrl ?? host).replace(/\/+$/, '');
   return `${base}/namespaces/${namespace}/connectors/${name}`;

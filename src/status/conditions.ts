@@ -1,0 +1,202 @@
+// The conditions of Connectors and ConnectorClasses (SPEC §2, the docs' "Status Information"),
+// computed from the index and from probes. Probes run with the Connector's own credentials
+// (rendered auth-probe headers), never a client's token; nothing here logs what it sends.
+import type { Condition, Connector, ConnectorClass, HttpProbe, NameValue, Secret } from '../types';
+import { compileTemplate, TemplateError, type CompiledTemplate } from '../templates';
+import { decodeSecret, type ConnectorIndex } from '../sources/connector-index';
+import { requiredSecretKeys } from '../sources/validate';
+import { describeUrl, probe, type ProbeOutcome } from './probe';
+
+export interface CheckOptions {
+  readonly timeoutMs: number;
+  /** The proxy address this proxy serves `c` at (for ProxyServiceReady), if its class has a proxy. */
+  readonly proxyAddress: (c: Connector, cls: ConnectorClass) => string | undefined;
+}
+
+type Status = Condition['status'];
+const cond = (type: string, status: Status, reason = '', message = ''): Condition => ({ type, status, reason, message });
+
+/** Ready from the others: all True → True, any False → False, else Unknown. */
+export function readyCondition(others: readonly Condition[]): Condition {
+  const failed = others.filter((c) => c.status === 'False');
+  if (failed.length > 0) return cond('Ready', 'False', 'NotReady', failed.map((c) => `${c.type}: ${c.message || c.reason}`).join('; '));
+  if (others.some((c) => c.status !== 'True')) return cond('Ready', 'Unknown', 'Checking', `waiting for ${others.filter((c) => c.status !== 'True').map((c) => c.type).join(', ')}`);
+  return cond('Ready', 'True');
+}
+
+/** Compiled probe templates, per class object (a changed class is a new object). */
+const compiled = new WeakMap<ConnectorClass, Map<string, CompiledTemplate>>();
+function template(cls: ConnectorClass, field: string, text: string): CompiledTemplate {
+  let m = compiled.get(cls);
+  if (m === undefined) compiled.set(cls, m = new Map());
+  let t = m.get(field);
+  if (t === undefined) m.set(field, t = compileTemplate(`ConnectorClass ${cls.metadata.name}, ${field}`, text));
+  return t;
+}
+
+/** Go field names, as the controller's templates see the Connector (`.Connector.Spec.Auth.Params`). */
+export function goConnector(c: Connector): Record<string, unknown> {
+  const params = (list: readonly NameValue[] | undefined): unknown[] =>
+    (list ?? []).map((p) => ({ Name: p.name, Value: { Type: 'string', StringVal: String(p.value ?? '') } }));
+  const meta = { Name: c.metadata.name, Namespace: c.metadata.namespace, Labels: c.metadata.labels ?? {}, Annotations: c.metadata.annotations ?? {} };
+  return {
+    ...meta,
+    ObjectMeta: meta,
+    Spec: {
+      ConnectorClassName: c.spec.connectorClassName,
+      Address: c.spec.address,
+      AddressExtensions: (c.spec.addressExtensions ?? []).map((e) => ({ Name: e.name, Value: e.value })),
+      Params: params(c.spec.params),
+      Auth: {
+        Name: c.spec.auth?.name ?? '',
+        SecretRef: c.spec.auth?.secretRef ? { Name: c.spec.auth.secretRef.name, Namespace: c.spec.auth.secretRef.namespace ?? '' } : null,
+        Params: params(c.spec.auth?.params),
+      },
+    },
+  };
+}
+
+export function goSecret(s: Secret): Record<string, unknown> {
+  const data = Object.fromEntries(decodeSecret(s));
+  return { Name: s.metadata.name, Namespace: s.metadata.namespace, Type: s.type ?? 'Opaque', Data: data, StringData: data };
+}
+
+interface AuthSetup {
+  readonly authName?: string;
+  readonly secret?: Secret;
+  /** SecretReady. */
+  readonly condition: Condition;
+}
+
+function authSetup(c: Connector, cls: ConnectorClass, index: ConnectorIndex): AuthSetup {
+  const types = cls.spec.auth?.types ?? [];
+  if (types.length === 0) return { condition: cond('SecretReady', 'True', 'NonAuth', 'the ConnectorClass defines no auth types') };
+  const wanted = c.spec.auth?.name;
+  const type = wanted !== undefined ? types.find((t) => t.name === wanted) : types.length === 1 ? types[0] : undefined;
+  if (type === undefined) {
+    return { condition: cond('SecretReady', 'False', 'InvalidAuthType', wanted !== undefined ? `ConnectorClass "${cls.metadata.name}" has no auth type "${wanted}"` : `set spec.auth.name to one of ${types.map((t) => t.name).join(', ')}`) };
+  }
+  const ref = c.spec.auth?.secretRef;
+  if (ref === undefined) {
+    return type.optional
+      ? { authName: type.name, condition: cond('SecretReady', 'True', 'SecretOptional', `auth type "${type.name}" is optional and no Secret is set`) }
+      : { authName: type.name, condition: cond('SecretReady', 'False', 'SecretRequired', `auth type "${type.name}" requires spec.auth.secretRef`) };
+  }
+  const ns = ref.namespace ?? c.metadata.namespace;
+  const secret = index.secret(ns, ref.name);
+  if (secret === undefined) return { authName: type.name, condition: cond('SecretReady', 'False', 'SecretNotFound', `Secret ${ns}/${ref.name} not found`) };
+  if (type.secretType && secret.type && type.secretType !== secret.type && type.secretType !== 'Opaque') {
+    return { authName: type.name, secret, condition: cond('SecretReady', 'False', 'SecretTypeMismatch', `Secret ${ns}/${ref.name} has type ${secret.type}, auth type "${type.name}" needs ${type.secretType}`) };
+  }
+  const data = decodeSecret(secret);
+  const missing = requiredSecretKeys(type).filter((k) => !data.has(k));
+  if (missing.length > 0) return { authName: type.name, secret, condition: cond('SecretReady', 'False', 'SecretInvalid', `Secret ${ns}/${ref.name} lacks key(s) ${missing.join(', ')}`) };
+  return { authName: type.name, secret, condition: cond('SecretReady', 'True') };
+}
+
+/** The probe's URL: the address's origin plus the rendered path (the address's path prefix is not used, as documented). */
+function probeUrl(address: string, path: string): string {
+  const u = new URL(address);
+  return u.origin + (path.startsWith('/') ? path : `/${path}`);
+}
+
+function headerList(h: HttpProbe['httpHeaders']): Array<[string, string]> {
+  if (h === undefined || h === null) return [];
+  if (Array.isArray(h)) return h.map((e) => [e.name, e.value ?? '']);
+  return Object.entries(h).map(([k, v]) => [k, String(v ?? '')]);
+}
+
+function outcomeCondition(type: string, method: string, o: ProbeOutcome, authFailure: boolean): Condition {
+  const what = describeUrl(method, o.url);
+  if (o.kind === 'error') return cond(type, 'False', 'ProbeFailed', `${what}: ${o.message}`);
+  if (o.status >= 200 && o.status < 300) return cond(type, 'True', '', `${what} answered ${o.status}`);
+  if (authFailure && (o.status === 401 || o.status === 403)) return cond(type, 'False', 'Unauthorized', `${what} answered ${o.status}: the tool rejected the Connector's credentials`);
+  return cond(type, 'False', 'ProbeFailed', `${what} answered ${o.status}`);
+}
+
+/** All conditions of a Connector, probing the tool now. */
+export async function connectorConditions(c: Connector, index: ConnectorIndex, o: CheckOptions): Promise<Condition[]> {
+  const cls = index.connectorClass(c.spec.connectorClassName);
+  if (cls === undefined) {
+    const others = [
+      cond('ConnectorClassReady', 'False', 'ConnectorClassNotFound', `ConnectorClass "${c.spec.connectorClassName}" not found`),
+      ...['SecretReady', 'LivenessReady', 'AuthReady', 'ProxyServiceReady'].map((t) => cond(t, 'Unknown', 'ConnectorClassNotReady', 'waiting for the ConnectorClass')),
+    ];
+    return [...others, readyCondition(others)];
+  }
+  const classReady = cond('ConnectorClassReady', 'True');
+  const auth = authSetup(c, cls, index);
+
+  const liveness = cls.spec.livenessProbe?.http;
+  const livenessP: Promise<Condition> = liveness === undefined || liveness === null
+    ? Promise.resolve(cond('LivenessReady', 'True', 'NonLivenessProbe', 'the ConnectorClass defines no liveness probe'))
+    : runProbe('LivenessReady', c, cls, liveness, 'spec.livenessProbe.http', undefined, o, false);
+
+  const authProbe = (cls.spec.authProbes ?? []).find((p) => p.authName === auth.authName);
+  let authP: Promise<Condition>;
+  if (authProbe?.probe?.http == null) authP = Promise.resolve(cond('AuthReady', 'True', 'NonAuthProbe', 'the ConnectorClass defines no auth probe for this auth type'));
+  else if (auth.condition.status !== 'True') authP = Promise.resolve(cond('AuthReady', 'False', 'SecretNotReady', auth.condition.message));
+  else {
+    const i = (cls.spec.authProbes ?? []).indexOf(authProbe);
+    authP = runProbe('AuthReady', c, cls, authProbe.probe.http, `spec.authProbes[${i}].probe.http`, auth.secret, o, true);
+  }
+
+  const address = cls.spec.proxy == null ? undefined : o.proxyAddress(c, cls);
+  const proxy = cls.spec.proxy == null
+    ? cond('ProxyServiceReady', 'True', 'NonProxy', 'the ConnectorClass defines no proxy')
+    : address !== undefined ? cond('ProxyServiceReady', 'True', '', `served at ${address}`) : cond('ProxyServiceReady', 'False', 'NoAddress', 'no proxy address');
+  const others = [classReady, auth.condition, await livenessP, await authP, proxy];
+  return [...others, readyCondition(others)];
+}
+
+async function runProbe(type: string, c: Connector, cls: ConnectorClass, http: HttpProbe, field: string, secret: Secret | undefined, o: CheckOptions, authFailure: boolean): Promise<Condition> {
+  const data = { Connector: goConnector(c), Secret: secret === undefined ? null : goSecret(secret) };
+  let path: string;
+  const headers: Record<string, string> = {};
+  try {
+    path = template(cls, `${field}.path`, http.path ?? '/').render(data);
+    headerList(http.httpHeaders).forEach(([name, value], i) => {
+      const v = template(cls, `${field}.httpHeaders[${Array.isArray(http.httpHeaders) ? i : name}]`, value).render(data).trim();
+      if (/[\r\n\0]/.test(v) || /[\r\n\0:]/.test(name)) throw new Error(`${field}.httpHeaders: header "${name}" would contain a line break or NUL`);
+      if (v !== '') headers[name] = v;
+    });
+  } catch (e) {
+    // TemplateError names class, field and position; never the rendered (secret) text.
+    return cond(type, 'False', 'InvalidProbe', e instanceof TemplateError || e instanceof Error ? e.message : String(e));
+  }
+  const method = http.method === 'POST' ? 'POST' : 'GET';
+  let url: string;
+  try {
+    url = probeUrl(c.spec.address, path);
+  } catch {
+    return cond(type, 'False', 'InvalidProbe', `${field}.path: the rendered path does not make a URL with spec.address`);
+  }
+  const outcome = await probe({ url, method, headers, disableRedirect: http.disableRedirect === true, timeoutMs: o.timeoutMs });
+  const result = outcomeCondition(type, method, outcome, authFailure);
+  // A path template may put a Secret value in the URL: never into a status message.
+  const values = secret === undefined ? [] : [...decodeSecret(secret)].filter(([k, v]) => k !== 'username' && v.length >= 4).map(([, v]) => v);
+  const message = values.reduce((m, v) => m.split(v).join('***'), result.message ?? '');
+  return { ...result, message };
+}
+
+/** `status.api.address.url` from `spec.api` as the docs resolve it; undefined without one. */
+export function serviceAddress(spec: { ref?: { name: string; namespace?: string }; uri?: string } | undefined): string | undefined {
+  if (spec == null) return undefined;
+  if (spec.uri !== undefined && /^https?:\/\//.test(spec.uri)) return spec.uri;
+  if (spec.ref?.name) return `https://${spec.ref.name}.${spec.ref.namespace ?? 'default'}.svc${spec.uri ?? ''}`;
+  return undefined;
+}
+
+/** A ConnectorClass's conditions: APIReady and ProxyReady (reachability only), Ready. */
+export async function classConditions(cls: ConnectorClass, o: { timeoutMs: number }): Promise<{ conditions: Condition[]; apiUrl?: string }> {
+  const reach = async (type: string, none: string, spec: { ref?: { name: string; namespace?: string }; uri?: string } | undefined, field: string): Promise<Condition> => {
+    if (spec == null) return cond(type, 'True', none, `the ConnectorClass defines no ${field}`);
+    const url = serviceAddress(spec);
+    if (url === undefined) return cond(type, 'False', 'InvalidAddress', `${field}: set ref (a Service) or an absolute uri`);
+    // The docs: only whether the address answers at all, not what it answers.
+    const out = await probe({ url, timeoutMs: o.timeoutMs, disableRedirect: true });
+    return out.kind === 'error' ? cond(type, 'False', 'Unreachable', `${describeUrl('GET', url)}: ${out.message}`) : cond(type, 'True', '', `${url} answered ${out.status}`);
+  };
+  const others = await Promise.all([reach('APIReady', 'NonAPI', cls.spec.api, 'spec.api'), reach('ProxyReady', 'NonProxy', cls.spec.proxy, 'spec.proxy')]);
+  return { conditions: [...others, readyCondition(others)], apiUrl: serviceAddress(cls.spec.api) };
+}

@@ -1,0 +1,32 @@
+// Writes computed conditions to the API server: a merge patch of the status subresource
+// (conditions replace the list as a whole; `status.proxy` is left to ProxyAddressWriter).
+import type { Logger } from 'pino';
+import { API_VERSION } from '../types';
+import { KubeApiError, type KubeApi } from '../kube/client';
+import type { ObjectStatus, StatusSink } from './prober';
+
+export class KubeStatusSink implements StatusSink {
+  /** Patches sent (tests, metrics). */
+  patches = 0;
+
+  constructor(private readonly api: KubeApi, private readonly log: Logger) {}
+
+  async write(s: ObjectStatus): Promise<boolean> {
+    const name = encodeURIComponent(s.name);
+    const path = s.kind === 'ConnectorClass'
+      ? `/apis/${API_VERSION}/connectorclasses/${name}/status`
+      : `/apis/${API_VERSION}/namespaces/${encodeURIComponent(s.namespace!)}/connectors/${name}/status`;
+    const status: Record<string, unknown> = { conditions: s.conditions };
+    if (s.kind === 'ConnectorClass') status.api = s.apiUrl === undefined ? null : { address: { url: s.apiUrl } };
+    try {
+      this.patches++;
+      await this.api.request('PATCH', path, { status }, 'application/merge-patch+json');
+      return true;
+    } catch (e) {
+      if (e instanceof KubeApiError && e.status === 404) return true; // deleted meanwhile
+      // The next round of checks writes again.
+      this.log.warn({ object: s.namespace ? `${s.namespace}/${s.name}` : s.name, kind: s.kind, err: (e as Error).message }, 'status not written');
+      return false;
+    }
+  }
+}

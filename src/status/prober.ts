@@ -1,0 +1,162 @@
+// Runs the status checks: every Connector and ConnectorClass again each interval (with
+// jitter, so 10,000 Connectors do not probe their tools in the same second), at most
+// `concurrency` at once, and at once when the object, its class or its Secret changed.
+// Results go to a sink: the API server's status subresource in Kubernetes mode, memory
+// (the ops server's /status) in embedded mode. A sink is told only about changes.
+import type { Logger } from 'pino';
+import { objectKey, type Condition, type Connector, type ConnectorClass } from '../types';
+import type { ConnectorIndex } from '../sources/connector-index';
+import { classConditions, connectorConditions, type CheckOptions } from './conditions';
+
+export interface ObjectStatus {
+  readonly kind: 'Connector' | 'ConnectorClass';
+  readonly namespace?: string;
+  readonly name: string;
+  readonly conditions: Condition[];
+  /** ConnectorClass only: `status.api.address.url`. */
+  readonly apiUrl?: string;
+}
+
+export interface StatusSink {
+  /** False when it could not be written (it is tried again next round). */
+  write(s: ObjectStatus): Promise<boolean>;
+}
+
+/** Embedded mode: statuses live in the prober's snapshot only. */
+export const MEMORY_SINK: StatusSink = { write: async () => true };
+
+export interface ProberOptions extends CheckOptions {
+  readonly intervalMs: number;
+  readonly concurrency: number;
+}
+
+interface Entry {
+  fingerprint: string;
+  due: number;
+  last?: ObjectStatus;
+}
+
+const sameConditions = (a: readonly Condition[], b: readonly Condition[]): boolean =>
+  a.length === b.length && a.every((c, i) => c.type === b[i]!.type && c.status === b[i]!.status && (c.reason ?? '') === (b[i]!.reason ?? '') && (c.message ?? '') === (b[i]!.message ?? ''));
+
+/** Keeps lastTransitionTime where a condition's status did not change. */
+function stamp(now: string, next: Condition[], prev: readonly Condition[] | undefined): Condition[] {
+  return next.map((c) => {
+    const before = prev?.find((p) => p.type === c.type);
+    return { ...c, lastTransitionTime: before !== undefined && before.status === c.status && before.lastTransitionTime ? before.lastTransitionTime : now };
+  });
+}
+
+export class StatusProber {
+  private readonly entries = new Map<string, Entry>();
+  private running = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly inFlight = new Set<string>();
+
+  constructor(
+    private readonly index: ConnectorIndex,
+    private readonly sink: StatusSink,
+    private readonly log: Logger,
+    private readonly opts: ProberOptions,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.tick(), 250);
+    this.timer.unref();
+    this.tick();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** The last computed status of every object (embedded mode's view). */
+  snapshot(): ObjectStatus[] {
+    return [...this.entries.values()].flatMap((e) => (e.last ? [e.last] : []));
+  }
+
+  private jitter(): number {
+    return this.opts.intervalMs * (0.9 + Math.random() * 0.2);
+  }
+
+  /** What the checks of an object depend on; a change makes it due now. */
+  private connectorFingerprint(c: Connector): string {
+    const cls = this.index.connectorClass(c.spec.connectorClassName);
+    const ref = c.spec.auth?.secretRef;
+    const secret = ref ? this.index.secret(ref.namespace ?? c.metadata.namespace, ref.name) : undefined;
+    return `${c.metadata.generation ?? JSON.stringify(c.spec)}|${cls ? classVersion(cls) : '-'}|${secret ? (secret.metadata.resourceVersion ?? JSON.stringify(secret.data)) : '-'}`;
+  }
+
+  private tick(): void {
+    if (!this.index.ready) return;
+    const now = Date.now();
+    const seen = new Set<string>();
+    const due: Array<() => Promise<void>> = [];
+    const consider = (key: string, fingerprint: string, run: () => Promise<ObjectStatus>): void => {
+      seen.add(key);
+      let e = this.entries.get(key);
+      if (e === undefined) this.entries.set(key, e = { fingerprint: '', due: 0 });
+      if (e.fingerprint !== fingerprint) { e.fingerprint = fingerprint; e.due = 0; }
+      if (e.due > now || this.inFlight.has(key)) return;
+      const entry = e;
+      this.inFlight.add(key);
+      due.push(async () => {
+        try {
+          entry.due = Date.now() + this.jitter();
+          const next = await run();
+          const prev = entry.last;
+          if (prev !== undefined && sameConditions(prev.conditions, next.conditions) && prev.apiUrl === next.apiUrl) return;
+          const stored = this.stored(next);
+          entry.last = { ...next, conditions: stamp(new Date().toISOString(), next.conditions, prev?.conditions ?? stored) };
+          // After a restart the API server may already say so: no write.
+          if (prev === undefined && stored !== undefined && sameConditions(stored, next.conditions)) return;
+          if (!(await this.sink.write(entry.last))) {
+            entry.last = prev;
+            entry.due = Date.now() + Math.min(this.opts.intervalMs, 10_000);
+          }
+        } finally {
+          this.inFlight.delete(key);
+        }
+      });
+    };
+    for (const cls of this.index.allClasses()) {
+      consider(`class/${cls.metadata.name}`, classVersion(cls), async () => {
+        const r = await classConditions(cls, this.opts);
+        return { kind: 'ConnectorClass', name: cls.metadata.name, conditions: r.conditions, apiUrl: r.apiUrl };
+      });
+    }
+    for (const c of this.index.allConnectors()) {
+      consider(objectKey(c.metadata.namespace, c.metadata.name), this.connectorFingerprint(c), async () => ({
+        kind: 'Connector', namespace: c.metadata.namespace, name: c.metadata.name,
+        conditions: await connectorConditions(c, this.index, this.opts),
+      }));
+    }
+    for (const key of this.entries.keys()) if (!seen.has(key) && !this.inFlight.has(key)) this.entries.delete(key);
+    this.queue.push(...due);
+    this.drain();
+  }
+
+  private readonly queue: Array<() => Promise<void>> = [];
+
+  private drain(): void {
+    while (this.running < this.opts.concurrency && this.queue.length > 0) {
+      const job = this.queue.shift()!;
+      this.running++;
+      job().catch((e: Error) => this.log.warn({ err: e.message }, 'status check failed')).finally(() => {
+        this.running--;
+        this.drain();
+      });
+    }
+  }
+
+  /** The conditions the object carries now (from the API server or the manifests). */
+  private stored(s: ObjectStatus): Condition[] | undefined {
+    if (s.kind === 'ConnectorClass') return this.index.connectorClass(s.name)?.status?.conditions;
+    return this.index.connector(s.namespace!, s.name)?.status?.conditions;
+  }
+}
+
+function classVersion(cls: ConnectorClass): string {
+  return String(cls.metadata.generation ?? JSON.stringify(cls.spec));
+}
