@@ -69,6 +69,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     index, resolver: new Resolver(cfg.domain), auth, pools, metrics, log,
     timeouts: { headersMs: cfg.headersTimeoutMs, bodyIdleMs: cfg.bodyIdleTimeoutMs },
     proto: cfg.proto,
+    address: addressOptions,
   });
   const server = createServer({
     maxHeaderSize: cfg.maxHeaderSize,

@@ -3,9 +3,11 @@
 import { parseConfig } from './config';
 import { createLogger, flushLogger } from './log';
 import { startProxy } from './app';
+import { runSubcommand } from './cli/subcommands';
 import { ConfigError } from './sources/validate';
 
 async function main(): Promise<void> {
+  if (await runSubcommand(process.argv.slice(2))) return;
   const cfg = parseConfig(process.argv.slice(2));
   const log = createLogger(cfg.logLevel);
   let proxy;

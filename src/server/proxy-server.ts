@@ -16,6 +16,8 @@ import { forward, forwardUpgrade, type Exchange, type ExchangeEnd, type Timeouts
 import { upstreamRequestHeaders, type LocationRewrite } from './headers';
 import type { Resolved, Resolver } from './resolve';
 import type { UpstreamPools } from './upstream-pools';
+import { CONFIGURATIONS_PREFIX, serveConfigurations } from './configurations';
+import type { ProxyAddressOptions } from '../status/proxy-address';
 
 export interface ProxyDeps {
   readonly index: ConnectorIndex;
@@ -26,6 +28,8 @@ export interface ProxyDeps {
   readonly log: Logger;
   readonly timeouts: Timeouts;
   readonly proto: 'http' | 'https';
+  /** Where this proxy is reached (rendered configurations). */
+  readonly address: ProxyAddressOptions;
 }
 
 type Refusal = { readonly status: number; readonly message: string; readonly headers?: Record<string, string> };
@@ -58,6 +62,11 @@ export class ProxyServer {
 
   /** The `request` and `checkContinue` listener. */
   readonly handleRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url;
+    if (url !== undefined && url.startsWith(CONFIGURATIONS_PREFIX) && (req.headers.host === undefined || this.deps.resolver.connectorHost(req.headers.host) === undefined)) {
+      serveConfigurations(req, res, this.deps);
+      return;
+    }
     const started = performance.now();
     this.inFlight++;
     const self = this;

@@ -24,6 +24,11 @@ export function proxyAddress(c: Connector, cls: ConnectorClass | undefined, o: P
   return addressFor(c, cls.metadata.annotations?.[RESOLVER_ANNOTATION] === 'path' ? 'path' : 'host', o);
 }
 
+/** Where this proxy serves `c`, whether or not its class declares a proxy (rendered configurations). */
+export function servedAddress(c: Connector, cls: ConnectorClass, o: ProxyAddressOptions): string {
+  return addressFor(c, cls.metadata.annotations?.[RESOLVER_ANNOTATION] === 'path' ? 'path' : 'host', o);
+}
+
 function addressFor(c: Connector, resolver: 'host' | 'path', o: ProxyAddressOptions): string {
   const { name, namespace } = c.metadata;
   // The public URL's port, when it names one, is where the c-<name> hosts are served too.

@@ -1,0 +1,40 @@
+// `spec.configurations` rendered for one Connector and one caller (SPEC §2, §8): the files
+// the CSI driver would mount (.gitconfig, config.json, ...). Templates see `.connector` (the
+// Connector as JSON, with `status.proxyAddress` set to where this proxy serves it) and
+// `.context.token` (the caller's own token). Each text is compiled once per class object.
+import type { Connector, ConnectorClass } from '../types';
+import { compileTemplate, type CompiledTemplate } from './index';
+
+export interface RenderedConfiguration {
+  readonly name: string;
+  readonly data: Record<string, string>;
+}
+
+const compiled = new WeakMap<ConnectorClass, Map<string, CompiledTemplate>>();
+
+function template(cls: ConnectorClass, field: string, text: string): CompiledTemplate {
+  let m = compiled.get(cls);
+  if (m === undefined) compiled.set(cls, m = new Map());
+  let t = m.get(field);
+  if (t === undefined) m.set(field, t = compileTemplate(`ConnectorClass ${cls.metadata.name}, ${field}`, text));
+  return t;
+}
+
+/**
+ * Renders every configuration of the class (or only `only`). Throws TemplateError naming
+ * the class, the field and the position; the message never holds rendered text.
+ */
+export function renderConfigurations(cls: ConnectorClass, c: Connector, proxyAddress: string, token: string, only?: string): RenderedConfiguration[] {
+  const connector = { ...c, status: { ...c.status, proxyAddress } };
+  const data = { connector, context: { token } };
+  const out: RenderedConfiguration[] = [];
+  (cls.spec.configurations ?? []).forEach((conf, i) => {
+    if (only !== undefined && conf.name !== only) return;
+    const files: Record<string, string> = {};
+    for (const [file, text] of Object.entries(conf.data ?? {})) {
+      files[file] = template(cls, `spec.configurations[${i}].data[${JSON.stringify(file)}]`, text).render(data);
+    }
+    out.push({ name: conf.name, data: files });
+  });
+  return out;
+}
