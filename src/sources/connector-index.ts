@@ -73,7 +73,13 @@ export class ConnectorIndex {
 
   upsert(obj: Resource): void {
     switch (obj.kind) {
-      case 'ConnectorClass': this.classes.set(obj.metadata.name, obj); break;
+      case 'ConnectorClass': {
+        const before = this.classes.get(obj.metadata.name);
+        this.classes.set(obj.metadata.name, obj);
+        // Our own condition writes change no route either.
+        if (before !== undefined && sameClass(before, obj)) return;
+        break;
+      }
       case 'Connector': {
         const key = objectKey(obj.metadata.namespace, obj.metadata.name);
         const before = this.connectors.get(key);
@@ -283,6 +289,14 @@ export class ConnectorIndex {
  * the spec (the status is a subresource); manifests have no generation, so compare specs.
  */
 function sameSpec(a: Connector, b: Connector): boolean {
+  const ga = a.metadata.generation;
+  if (ga !== undefined && ga === b.metadata.generation) return true;
+  return JSON.stringify(a.spec) === JSON.stringify(b.spec);
+}
+
+/** True when two versions of a class build the same routes (spec and resolver annotation). */
+function sameClass(a: ConnectorClass, b: ConnectorClass): boolean {
+  if (a.metadata.annotations?.[RESOLVER_ANNOTATION] !== b.metadata.annotations?.[RESOLVER_ANNOTATION]) return false;
   const ga = a.metadata.generation;
   if (ga !== undefined && ga === b.metadata.generation) return true;
   return JSON.stringify(a.spec) === JSON.stringify(b.spec);
