@@ -161,8 +161,9 @@ async function runProbe(type: string, c: Connector, cls: ConnectorClass, http: H
       if (v !== '') headers[name] = v;
     });
   } catch (e) {
-    // TemplateError names class, field and position; never the rendered (secret) text.
-    return cond(type, 'False', 'InvalidProbe', e instanceof TemplateError || e instanceof Error ? e.message : String(e));
+    // TemplateError names class, field and position; an execution error may also carry what a
+    // function said (sprig's `fail`, `required`), which a template can make a Secret value.
+    return cond(type, 'False', 'InvalidProbe', redact(e instanceof TemplateError || e instanceof Error ? e.message : String(e), secret));
   }
   const method = http.method === 'POST' ? 'POST' : 'GET';
   let url: string;
@@ -174,9 +175,23 @@ async function runProbe(type: string, c: Connector, cls: ConnectorClass, http: H
   const outcome = await probe({ url, method, headers, disableRedirect: http.disableRedirect === true, timeoutMs: o.timeoutMs });
   const result = outcomeCondition(type, method, outcome, authFailure);
   // A path template may put a Secret value in the URL: never into a status message.
-  const values = secret === undefined ? [] : [...decodeSecret(secret)].filter(([k, v]) => k !== 'username' && v.length >= 4).map(([, v]) => v);
-  const message = values.reduce((m, v) => m.split(v).join('***'), result.message ?? '');
-  return { ...result, message };
+  return { ...result, message: redact(result.message ?? '', secret) };
+}
+
+/**
+ * `message` without the Secret's values (the username aside) as they are or base64-encoded,
+ * nor its Basic credential: status conditions are readable by anyone who can read the Connector.
+ */
+function redact(message: string, secret: Secret | undefined): string {
+  if (secret === undefined) return message;
+  const data = decodeSecret(secret);
+  const hidden: string[] = [];
+  for (const [k, v] of data) if (k !== 'username' && v.length >= 4) hidden.push(v, Buffer.from(v).toString('base64'));
+  const user = data.get('username');
+  const password = data.get('password');
+  if (user !== undefined && password !== undefined) hidden.push(Buffer.from(`${user}:${password}`).toString('base64'));
+  // Longest first, so a value inside another one does not leave the rest of it behind.
+  return hidden.sort((a, b) => b.length - a.length).reduce((m, v) => m.split(v).join('***'), message);
 }
 
 /** `status.api.address.url` from `spec.api` as the docs resolve it; undefined without one. */
