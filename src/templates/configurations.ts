@@ -3,7 +3,7 @@
 // Connector as JSON, with `status.proxyAddress` set to where this proxy serves it) and
 // `.context.token` (the caller's own token). Each text is compiled once per class object.
 import type { Connector, ConnectorClass } from '../types';
-import { compileTemplate, type CompiledTemplate } from './index';
+import { compileTemplate, TemplateError, type CompiledTemplate } from './index';
 
 export interface RenderedConfiguration {
   readonly name: string;
@@ -32,9 +32,24 @@ export function renderConfigurations(cls: ConnectorClass, c: Connector, proxyAdd
     if (only !== undefined && conf.name !== only) return;
     const files: Record<string, string> = {};
     for (const [file, text] of Object.entries(conf.data ?? {})) {
-      files[file] = template(cls, `spec.configurations[${i}].data[${JSON.stringify(file)}]`, text).render(data);
+      try {
+        files[file] = template(cls, `spec.configurations[${i}].data[${JSON.stringify(file)}]`, text).render(data);
+      } catch (e) {
+        throw e instanceof TemplateError ? withoutToken(e, token) : e;
+      }
     }
     out.push({ name: conf.name, data: files });
   });
   return out;
+}
+
+/**
+ * What a template function says when it fails (sprig's `fail`, `required`) is the template's
+ * own text, which may be the token: hidden, as it is and base64-encoded (as in `:<token>`).
+ */
+function withoutToken(e: TemplateError, token: string): TemplateError {
+  if (token === '') return e;
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  const detail = [b64(`:${token}`), b64(token), token].reduce((m, v) => m.split(v).join('***'), e.detail);
+  return detail === e.detail ? e : new TemplateError(e.kind, e.templateName, e.line, e.column, detail);
 }
