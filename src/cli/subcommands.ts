@@ -2,7 +2,7 @@
 // does: fetch the rendered files with the workload's token and write them to a folder) and
 // `status` (embedded mode's view of Connector and ConnectorClass conditions).
 import { Command, Option } from 'commander';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { request } from 'undici';
 
@@ -27,19 +27,26 @@ async function configurations(o: { proxy: string; namespace: string; connector: 
   const body = JSON.parse(text) as { configurations?: Rendered[] } & Partial<Rendered>;
   const list: Rendered[] = o.configuration ? [body as Rendered] : body.configurations ?? [];
   const root = resolve(o.dir);
-  let written = 0;
+  // Every name is checked before anything is written: a refused name leaves no partial set.
+  const files: Array<{ dir: string; target: string; content: string }> = [];
   for (const conf of list) {
     const dir = o.configuration ? root : join(root, safeName(conf.name));
-    mkdirSync(dir, { recursive: true });
     for (const [file, content] of Object.entries(conf.data)) {
       const target = join(dir, safeName(file));
       if (!target.startsWith(root + sep)) throw new Error(`refusing to write outside ${root}: ${file}`);
-      writeFileSync(target, content, { mode: 0o600 }); // it holds the caller's token
-      process.stdout.write(`${target}\n`);
-      written++;
+      files.push({ dir, target, content });
     }
   }
-  if (written === 0) process.stderr.write('the ConnectorClass defines no configurations\n');
+  for (const f of files) {
+    mkdirSync(f.dir, { recursive: true });
+    // It holds the caller's token: a new 0600 file renamed over the target, so neither an
+    // existing file's looser mode nor a symlink planted at the target is written through.
+    const tmp = `${f.target}.${process.pid}.tmp`;
+    writeFileSync(tmp, f.content, { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, f.target);
+    process.stdout.write(`${f.target}\n`);
+  }
+  if (files.length === 0) process.stderr.write('the ConnectorClass defines no configurations\n');
 }
 
 async function status(o: { ops: string; json?: boolean }): Promise<void> {
