@@ -431,7 +431,8 @@ describe('Kubernetes mode: the proxy binary against a real API server, as its ow
 
   test('status.proxy.httpAddress.url: host form and --public-url path form for classes with spec.proxy', async () => {
     await main();
-    const want = { 'st-host': `http://c-st-host.${NS}.${DOMAIN}`, 'st-path': `${PUBLIC_URL}/namespaces/${NS}/connectors/st-path` };
+    // The public URL's port (8080) is where the c-<name> hosts are served too.
+    const want = { 'st-host': `http://c-st-host.${NS}.${DOMAIN}:8080`, 'st-path': `${PUBLIC_URL}/namespaces/${NS}/connectors/st-path` };
     const deadline = Date.now() + 10_000;
     const got: Record<string, string | undefined> = {};
     for (;;) {
