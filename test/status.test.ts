@@ -132,6 +132,7 @@ function toolHandler(req: IncomingMessage, res: ServerResponse): void {
   const answer = (status: number, headers: Record<string, string> = {}): void => { req.resume(); res.writeHead(status, headers).end(`${status}\n`); };
   switch (url.pathname) {
     case '/live': return answer(200);
+    case '/hang': req.resume(); return; // never answers: the probe's timeout decides
     case '/api': return answer(503); // reachability only: any answer makes APIReady True
     case '/proxy-svc': return answer(404);
     case '/post/check': return answer(req.method !== 'POST' ? 405 : authorized ? 200 : 401);
@@ -158,13 +159,17 @@ function secret(name: string, type: string, stringData: Record<string, string>):
   return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: NS }, type, stringData };
 }
 
-/** A Connector of the seed's `git` class; `creds` undefined: no Secret (the auth type is optional). */
-function gitConnector(name: string, address: string, creds: typeof GIT | undefined, cls = 'git', repository = 'repo.git'): string {
+/**
+ * A Connector of the seed's `git` class with its Secret; `creds` undefined: no Secret and no
+ * secretRef (the auth type is optional) unless `o.secretRef` names one that does not exist.
+ */
+function gitConnector(name: string, address: string, creds: typeof GIT | undefined, o: { cls?: string; repository?: string; secretRef?: string } = {}): string {
+  const ref = creds ? `${name}-secret` : o.secretRef;
   const connector = {
     apiVersion: API_VERSION, kind: 'Connector', metadata: { name, namespace: NS },
     spec: {
-      connectorClassName: cls, address,
-      auth: { name: 'basicAuth', ...(creds ? { secretRef: { name: `${name}-secret` } } : {}), params: [{ name: 'repository', value: repository }] },
+      connectorClassName: o.cls ?? 'git', address,
+      auth: { name: 'basicAuth', ...(ref ? { secretRef: { name: ref } } : {}), params: [{ name: 'repository', value: o.repository ?? 'repo.git' }] },
     },
   };
   return creds ? docs(connector, secret(`${name}-secret`, 'kubernetes.io/basic-auth', creds)) : docs(connector);
@@ -269,8 +274,8 @@ before(async () => {
       'git-class.yaml': SEED_GIT_CLASS,
       'repo.yaml': gitConnector('repo', gitServer.origin, GIT),
       'down.yaml': gitConnector('down', downServer.origin, GIT),
-      'anon.yaml': docs(gitConnector('anon', anonServer.origin, undefined), gitConnector('anon-denied', gitServer.origin, undefined, 'git', 'denied.git')),
-      'orphan.yaml': gitConnector('orphan', gitServer.origin, GIT, 'late-class'),
+      'anon.yaml': docs(gitConnector('anon', anonServer.origin, undefined), gitConnector('anon-denied', gitServer.origin, undefined, { repository: 'denied.git' })),
+      'orphan.yaml': gitConnector('orphan', gitServer.origin, GIT, { cls: 'late-class' }),
       'headers.yaml': docs(
         probeCase('hdr-map', {
           path: '/hdr/{{ .Connector.Name }}',
@@ -297,6 +302,11 @@ before(async () => {
         probeCase('failing', { path: '/x', httpHeaders: { Authorization: '{{ fail .Secret.StringData.token }}' } }),
         // A Secret value in the probe's path, answered 404.
         probeCase('leaky', { path: '/leak/{{ .Secret.StringData.token }}/x' }),
+      ),
+      'missing.yaml': docs(
+        gitConnector('no-secret', gitServer.origin, undefined, { secretRef: 'does-not-exist' }),
+        apiClass('slow', { livenessProbe: { http: { path: '/hang' } } }),
+        { apiVersion: API_VERSION, kind: 'Connector', metadata: { name: 'slow', namespace: NS }, spec: { connectorClassName: 'slow', address: tool.origin } },
       ),
       'api.yaml': docs(
         apiClass('api-ok', { api: { uri: `${tool.origin}/api` }, proxy: { uri: `${tool.origin}/proxy-svc` } }),
@@ -397,6 +407,17 @@ describe('Connector conditions from real probes (embedded mode, ops /status)', (
     assert.ok(matches(denied.conds, { SecretReady: ['True', 'SecretOptional'], Ready: 'False' }), show(denied.conds));
     const deniedProbes = probesTo('git').filter((s) => s.url.startsWith('/denied.git/'));
     assert.ok(deniedProbes.length > 0 && deniedProbes.every((s) => s.headers.authorization === undefined));
+  });
+
+  test('a Secret that does not exist → SecretReady=False SecretNotFound, AuthReady=False without probing', async () => {
+    const { conds } = await waitFor('Connector', `${NS}/no-secret`, { SecretReady: ['False', 'SecretNotFound'] });
+    assert.ok(matches(conds, { AuthReady: ['False', 'SecretNotReady'], LivenessReady: 'True', Ready: 'False' }), show(conds));
+    assert.match(conds.SecretReady!.message!, new RegExp(`^Secret ${NS}/does-not-exist not found$`));
+  });
+
+  test('a tool that does not answer → LivenessReady=False after --probe-timeout-ms', async () => {
+    const { conds } = await waitFor('Connector', `${NS}/slow`, { LivenessReady: ['False', 'ProbeFailed'], Ready: 'False' });
+    assert.match(conds.LivenessReady!.message!, /\/hang: no answer within 2000 ms$/);
   });
 
   test('missing ConnectorClass → ConnectorClassReady=False, Ready=False; the class appears → True', async () => {
