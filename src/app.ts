@@ -1,6 +1,7 @@
 // Wires the parts together for one process: source → index, authenticator, upstream
 // agent, proxy and ops listeners. `main.ts` is only the CLI around this.
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerOptions } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -18,6 +19,7 @@ import { FileSource, watchPath } from './sources/files';
 import { ProxyMetrics } from './metrics/metrics';
 import { ProxyServer } from './server/proxy-server';
 import { createOpsServer } from './server/ops-server';
+import { TlsReloader } from './server/tls';
 import { Resolver } from './server/resolve';
 import { UpstreamPools } from './server/upstream-pools';
 import { PolicyCompiler } from './rego/compiler';
@@ -27,6 +29,8 @@ import type { FSWatcher } from 'node:fs';
 export interface RunningProxy {
   readonly proxyPort: number;
   readonly opsPort: number;
+  /** The HTTPS listener's port, when --tls-listen is set. */
+  readonly tlsPort: number | undefined;
   readonly index: ConnectorIndex;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), closes all. */
   shutdown(): Promise<void>;
@@ -71,41 +75,54 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     proto: cfg.proto,
     address: addressOptions,
   });
-  const server = createServer({
+  const serverOptions: ServerOptions = {
     maxHeaderSize: cfg.maxHeaderSize,
     keepAliveTimeout: cfg.clientKeepAliveMs,
     headersTimeout: cfg.clientHeadersTimeoutMs,
     // Long git pushes and image uploads must not be cut by a whole-request deadline;
     // idle clients are bounded by the headers timeout and keep-alive timeout instead.
     requestTimeout: 0,
-  });
+  };
+  const server = createServer(serverOptions);
+  // The HTTPS listener serves the same handlers; a bad certificate or key at start is fatal.
+  const tls = cfg.tls && new TlsReloader(cfg.tls.certFile, cfg.tls.keyFile, log, (ok) => metrics.reloads.labels('tls', ok ? 'ok' : 'error').inc());
+  const tlsServer = tls && createHttpsServer({ ...serverOptions, ...tls.secureContext });
+  const servers = tlsServer ? [server, tlsServer] : [server];
   const active = proxy;
-  server.on('request', proxy.handleRequest);
-  server.on('checkContinue', proxy.handleRequest);
-  server.on('upgrade', proxy.handleUpgrade);
-  server.on('connect', proxy.handleUpgrade); // refused with 405: no tunnelling
+  for (const s of servers) {
+    s.on('request', proxy.handleRequest);
+    s.on('checkContinue', proxy.handleRequest);
+    s.on('upgrade', proxy.handleUpgrade);
+    s.on('connect', proxy.handleUpgrade); // refused with 405: no tunnelling
+  }
 
   let draining = false;
   const ops = createOpsServer(metrics, {
     notReadyReason: () => (draining ? 'shutting down' : index.ready ? undefined : 'connectors not loaded yet'),
   }, prober && (() => ({ items: prober.snapshot() })));
   const proxyPort = await listen(server, cfg.listen.host, cfg.listen.port);
+  const tlsPort = tlsServer && cfg.tls ? await listen(tlsServer, cfg.tls.listen.host, cfg.tls.listen.port) : undefined;
+  if (tlsServer) tls.watch(tlsServer);
   const opsPort = await listen(ops, cfg.opsListen.host, cfg.opsListen.port);
   // After listening: a class whose spec.proxy names this proxy must find it up.
   prober?.start();
-  log.info({ proxy: `${cfg.listen.host}:${proxyPort}`, ops: `${cfg.opsListen.host}:${opsPort}`, domain: cfg.domain }, 'connectors-proxy listening');
+  log.info({
+    proxy: `${cfg.listen.host}:${proxyPort}`, ops: `${cfg.opsListen.host}:${opsPort}`, domain: cfg.domain,
+    ...(cfg.tls ? { tls: `${cfg.tls.listen.host}:${tlsPort}` } : {}),
+  }, 'connectors-proxy listening');
 
   return {
-    proxyPort, opsPort, index,
+    proxyPort, opsPort, tlsPort, index,
     async shutdown() {
       draining = true;
       source.stop();
       prober?.stop();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      tls?.stop();
+      const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      for (const s of servers) s.closeIdleConnections();
       const deadline = Date.now() + cfg.shutdownGraceMs;
       while (active.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      server.closeAllConnections();
+      for (const s of servers) s.closeAllConnections();
       await closed;
       await new Promise<void>((resolve) => ops.close(() => resolve()));
       await pools.close();

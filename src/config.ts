@@ -47,6 +47,8 @@ export interface ProxyConfig {
   opaBin: string;
   policyCacheDir: string;
   maxBodyInjectionBytes: number;
+  /** Optional HTTPS listener serving the same proxy; certificate and key reloaded on change. */
+  tls?: { listen: { host: string; port: number }; certFile: string; keyFile: string };
 }
 
 function hostPort(value: string): { host: string; port: number } {
@@ -108,13 +110,18 @@ export function buildCli(): Command {
     .addOption(opt('--no-watch', 'do not reload manifests and tokens on change', 'PROXY_NO_WATCH'))
     .addOption(opt('--opa <path>', `OPA binary that compiles Rego policies to wasm (scripts/install-opa.sh builds ${OPA_VERSION})`, 'PROXY_OPA').default(defaultOpa()))
     .addOption(opt('--policy-cache-dir <dir>', 'where compiled policies are kept across restarts', 'PROXY_POLICY_CACHE_DIR').default(join(CACHE, 'policies')))
-    .addOption(opt('--max-body-injection-bytes <bytes>', 'largest request body a Rego `body` generator may rewrite (→ 413)', 'PROXY_MAX_BODY_INJECTION_BYTES').default(1024 * 1024).argParser(positiveInt));
+    .addOption(opt('--max-body-injection-bytes <bytes>', 'largest request body a Rego `body` generator may rewrite (→ 413)', 'PROXY_MAX_BODY_INJECTION_BYTES').default(1024 * 1024).argParser(positiveInt))
+    .addOption(opt('--tls-listen <[host:]port>', 'also serve the proxy over HTTPS here (needs --tls-cert and --tls-key)', 'PROXY_TLS_LISTEN').argParser(hostPort))
+    .addOption(opt('--tls-cert <file>', 'PEM certificate (chain) of the HTTPS listener; reloaded when it changes', 'PROXY_TLS_CERT'))
+    .addOption(opt('--tls-key <file>', 'PEM private key of the HTTPS listener; reloaded when it changes', 'PROXY_TLS_KEY'));
 }
 
 export function parseConfig(argv: string[]): ProxyConfig {
   const cli = buildCli();
   cli.parse(argv, { from: 'user' });
   const o = cli.opts();
+  const tlsGiven = [o.tlsListen, o.tlsCert, o.tlsKey].filter((v) => v !== undefined).length;
+  if (tlsGiven !== 0 && tlsGiven !== 3) cli.error('error: --tls-listen, --tls-cert and --tls-key go together (PROXY_TLS_LISTEN, PROXY_TLS_CERT, PROXY_TLS_KEY)');
   return {
     listen: o.listen, opsListen: o.opsListen, source: o.source, manifests: o.manifests, tokens: o.tokens,
     domain: o.domain, proto: o.proto, logLevel: o.logLevel,
@@ -131,5 +138,6 @@ export function parseConfig(argv: string[]): ProxyConfig {
     publicUrl: o.publicUrl,
     probes: { enabled: o.probes !== false, intervalMs: o.probeIntervalMs, concurrency: o.probeConcurrency, timeoutMs: o.probeTimeoutMs },
     opaBin: o.opa, policyCacheDir: o.policyCacheDir, maxBodyInjectionBytes: o.maxBodyInjectionBytes,
+    tls: tlsGiven === 3 ? { listen: o.tlsListen, certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
   };
 }

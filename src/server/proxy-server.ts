@@ -192,7 +192,7 @@ export class ProxyServer {
       headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
         upstreamHost: upstream.host,
         clientAddress: req.socket.remoteAddress,
-        proto: this.deps.proto,
+        proto: protoOf(req, this.deps.proto),
         dropHeaders: a.dropHeaders,
       }),
       // An Upgrade request has no body to rewrite: its stream is the session that follows.
@@ -239,7 +239,7 @@ export class ProxyServer {
       return {
         upstreamBase: u.origin + u.basePath,
         upstreamPath: u.basePath,
-        publicBase: `${this.deps.proto}://${req.headers.host ?? ''}${publicPath}`,
+        publicBase: `${protoOf(req, this.deps.proto)}://${req.headers.host ?? ''}${publicPath}`,
         publicPath,
       };
     };
@@ -290,4 +290,9 @@ function readBounded(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.once('end', () => resolve(Buffer.concat(chunks, size)));
     req.once('error', reject);
   });
+}
+
+/** A request that came in on the HTTPS listener was made with https, whatever --proto says. */
+function protoOf(req: IncomingMessage, configured: 'http' | 'https'): 'http' | 'https' {
+  return (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : configured;
 }
