@@ -42,6 +42,8 @@ if [ $want_test -eq 1 ]; then
   apt_install git curl
   # Real etcd + kube-apiserver + kubectl for the Kubernetes-mode tests (built once, cached).
   bash scripts/install-kube.sh
+  # hadolint for the Dockerfile lint in test/image.test.ts (linked in .cache/).
+  bash scripts/install-hadolint.sh >/dev/null
 fi
 if [ $want_bench -eq 1 ]; then
   apt_install wrk nginx-light
