@@ -6,7 +6,7 @@
 // (which enforces `restricted`), and non-compliant variants are refused there.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -388,3 +388,15 @@ spec:
                       path: {type: string}
                       interval: {type: string, pattern: '^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$'}
 `;
+
+test('README: the configuration table names every flag with its environment variable, and the install sections follow the guide\'s order', () => {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  for (const o of buildCli().options) {
+    assert.ok(readme.includes(`| \`${o.long}\` | \`${o.envVar}\` |`), `README's Configuration table has a row for ${o.long} / ${o.envVar}`);
+  }
+  const order = ['### How the guide\'s components map', '### Prerequisites', '### Pod Security', '### Install', '### Tool support',
+    '### Upgrade', '### Uninstall', '### Customization', '### High availability', '### Troubleshooting', '## Configuration'];
+  const at = order.map((h) => readme.indexOf(h));
+  for (let i = 0; i < order.length; i++) assert.ok(at[i]! >= 0 && (i === 0 || at[i]! > at[i - 1]!), `README: "${order[i]}" after "${order[i - 1] ?? ''}"`);
+});
+
