@@ -2,7 +2,8 @@
 // computed from the index and from probes. Probes run with the Connector's own credentials
 // (rendered auth-probe headers), never a client's token; nothing here logs what it sends.
 import type { Condition, Connector, ConnectorClass, HttpProbe, NameValue, Secret } from '../types';
-import { compileTemplate, TemplateError, type CompiledTemplate } from '../templates';
+import { TemplateError } from '../templates';
+import { classTemplate } from '../templates/class-templates';
 import { decodeSecret, type ConnectorIndex } from '../sources/connector-index';
 import { requiredSecretKeys } from '../sources/validate';
 import { describeUrl, probe, type ProbeOutcome } from './probe';
@@ -24,15 +25,6 @@ export function readyCondition(others: readonly Condition[]): Condition {
   return cond('Ready', 'True');
 }
 
-/** Compiled probe templates, per class object (a changed class is a new object). */
-const compiled = new WeakMap<ConnectorClass, Map<string, CompiledTemplate>>();
-function template(cls: ConnectorClass, field: string, text: string): CompiledTemplate {
-  let m = compiled.get(cls);
-  if (m === undefined) compiled.set(cls, m = new Map());
-  let t = m.get(field);
-  if (t === undefined) m.set(field, t = compileTemplate(`ConnectorClass ${cls.metadata.name}, ${field}`, text));
-  return t;
-}
 
 /** Go field names, as the controller's templates see the Connector (`.Connector.Spec.Auth.Params`). */
 export function goConnector(c: Connector): Record<string, unknown> {
@@ -154,9 +146,9 @@ async function runProbe(type: string, c: Connector, cls: ConnectorClass, http: H
   let path: string;
   const headers: Record<string, string> = {};
   try {
-    path = template(cls, `${field}.path`, http.path ?? '/').render(data);
+    path = classTemplate(cls, `${field}.path`, http.path ?? '/').render(data);
     headerList(http.httpHeaders).forEach(([name, value], i) => {
-      const v = template(cls, `${field}.httpHeaders[${Array.isArray(http.httpHeaders) ? i : name}]`, value).render(data).trim();
+      const v = classTemplate(cls, `${field}.httpHeaders[${Array.isArray(http.httpHeaders) ? i : name}]`, value).render(data).trim();
       if (/[\r\n\0]/.test(v) || /[\r\n\0:]/.test(name)) throw new Error(`${field}.httpHeaders: header "${name}" would contain a line break or NUL`);
       if (v !== '') headers[name] = v;
     });

@@ -3,22 +3,14 @@
 // Connector as JSON, with `status.proxyAddress` set to where this proxy serves it) and
 // `.context.token` (the caller's own token). Each text is compiled once per class object.
 import type { Connector, ConnectorClass } from '../types';
-import { compileTemplate, TemplateError, type CompiledTemplate } from './index';
+import { TemplateError } from './index';
+import { classTemplate } from './class-templates';
 
 export interface RenderedConfiguration {
   readonly name: string;
   readonly data: Record<string, string>;
 }
 
-const compiled = new WeakMap<ConnectorClass, Map<string, CompiledTemplate>>();
-
-function template(cls: ConnectorClass, field: string, text: string): CompiledTemplate {
-  let m = compiled.get(cls);
-  if (m === undefined) compiled.set(cls, m = new Map());
-  let t = m.get(field);
-  if (t === undefined) m.set(field, t = compileTemplate(`ConnectorClass ${cls.metadata.name}, ${field}`, text));
-  return t;
-}
 
 /**
  * Renders every configuration of the class (or only `only`). Throws TemplateError naming
@@ -33,7 +25,7 @@ export function renderConfigurations(cls: ConnectorClass, c: Connector, proxyAdd
     const files: Record<string, string> = {};
     for (const [file, text] of Object.entries(conf.data ?? {})) {
       try {
-        files[file] = template(cls, `spec.configurations[${i}].data[${JSON.stringify(file)}]`, text).render(data);
+        files[file] = classTemplate(cls, `spec.configurations[${i}].data[${JSON.stringify(file)}]`, text).render(data);
       } catch (e) {
         throw e instanceof TemplateError ? withoutToken(e, token) : e;
       }
