@@ -37,6 +37,21 @@ export interface Route {
   readonly extractor?: TokenExtractor;
 }
 
+/** The resolver a class's Connectors are served with (annotation, default host). */
+export function resolverOf(cls: ConnectorClass): ResolverKind {
+  return cls.metadata.annotations?.[RESOLVER_ANNOTATION] === 'path' ? 'path' : 'host';
+}
+
+/** What `resolveAuth` found: the auth type a Connector uses and the state of its Secret. */
+export type AuthResolution =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'unknown-type'; readonly wanted: string }
+  | { readonly kind: 'ambiguous'; readonly names: readonly string[] }
+  | { readonly kind: 'no-secret'; readonly authType: AuthTypeSpec }
+  | { readonly kind: 'secret-not-found'; readonly authType: AuthTypeSpec; readonly secretKey: ObjectKey }
+  | { readonly kind: 'missing-keys'; readonly authType: AuthTypeSpec; readonly secretKey: ObjectKey; readonly secret: Secret; readonly missing: readonly string[] }
+  | { readonly kind: 'ok'; readonly authType: AuthTypeSpec; readonly secretKey: ObjectKey; readonly secret: Secret; readonly data: Map<string, string> };
+
 export interface IndexOptions {
   /** Compiles generator and authExtractor policies; without it Rego auth types are broken. */
   readonly policies?: PolicyStore;
@@ -192,7 +207,7 @@ export class ConnectorIndex {
     if (cls === undefined) {
       return { ...base, resolver: 'host', injector: undefined, authType: '', broken: `ConnectorClass "${c.spec.connectorClassName}" not found` };
     }
-    const resolver: ResolverKind = cls.metadata.annotations?.[RESOLVER_ANNOTATION] === 'path' ? 'path' : 'host';
+    const resolver = resolverOf(cls);
     const { authType, injector, broken } = this.credentials(c, cls);
     const extractorSource = cls.spec.proxy?.authExtractor?.rego;
     const extractor = extractorSource === undefined ? undefined : this.policy(extractorSource, cls.metadata.name, '', 'authExtractor.rego');
@@ -244,33 +259,46 @@ export class ConnectorIndex {
     store.retain(used);
   }
 
-  private credentials(c: Connector, cls: ConnectorClass): { authType?: AuthTypeSpec; injector?: Injector; broken?: string } {
+  /**
+   * Which auth type of its class a Connector uses and whether its Secret is there and
+   * complete. One answer for the route (injector or 502) and the conditions (SecretReady).
+   */
+  resolveAuth(c: Connector, cls: ConnectorClass): AuthResolution {
     const types = cls.spec.auth?.types ?? [];
+    if (types.length === 0) return { kind: 'none' };
     const wanted = c.spec.auth?.name;
-    if (types.length === 0) return {};
     const authType = wanted !== undefined ? types.find((t) => t.name === wanted) : types.length === 1 ? types[0] : undefined;
-    const where = `ConnectorClass "${cls.metadata.name}"`;
     if (authType === undefined) {
-      return {
-        broken: wanted !== undefined
-          ? `${where} has no auth type "${wanted}" (spec.auth.name)`
-          : `${where} has several auth types: set spec.auth.name to one of ${types.map((t) => t.name).join(', ')}`,
-      };
+      return wanted !== undefined ? { kind: 'unknown-type', wanted } : { kind: 'ambiguous', names: types.map((t) => t.name) };
     }
     const ref = c.spec.auth?.secretRef;
-    if (ref === undefined) {
-      return authType.optional
-        ? { authType }
-        : { authType, broken: `auth type "${authType.name}" of ${where} requires a Secret: set spec.auth.secretRef` };
-    }
-    const secretNs = ref.namespace ?? c.metadata.namespace;
-    const secret = this.secrets.get(objectKey(secretNs, ref.name));
-    if (secret === undefined) return { authType, broken: `Secret ${secretNs}/${ref.name} not found (spec.auth.secretRef)` };
+    if (ref === undefined) return { kind: 'no-secret', authType };
+    const secretKey = objectKey(ref.namespace ?? c.metadata.namespace, ref.name);
+    const secret = this.secrets.get(secretKey);
+    if (secret === undefined) return { kind: 'secret-not-found', authType, secretKey };
     const data = decodeSecret(secret);
     const missing = requiredSecretKeys(authType).filter((k) => !data.has(k));
-    if (missing.length > 0) {
-      return { authType, broken: `Secret ${secretNs}/${ref.name} lacks key(s) ${missing.join(', ')} required by auth type "${authType.name}" of ${where}` };
+    if (missing.length > 0) return { kind: 'missing-keys', authType, secretKey, secret, missing };
+    return { kind: 'ok', authType, secretKey, secret, data };
+  }
+
+  private credentials(c: Connector, cls: ConnectorClass): { authType?: AuthTypeSpec; injector?: Injector; broken?: string } {
+    const where = `ConnectorClass "${cls.metadata.name}"`;
+    const auth = this.resolveAuth(c, cls);
+    switch (auth.kind) {
+      case 'none': return {};
+      case 'unknown-type': return { broken: `${where} has no auth type "${auth.wanted}" (spec.auth.name)` };
+      case 'ambiguous': return { broken: `${where} has several auth types: set spec.auth.name to one of ${auth.names.join(', ')}` };
+      case 'no-secret':
+        return auth.authType.optional
+          ? { authType: auth.authType }
+          : { authType: auth.authType, broken: `auth type "${auth.authType.name}" of ${where} requires a Secret: set spec.auth.secretRef` };
+      case 'secret-not-found': return { authType: auth.authType, broken: `Secret ${auth.secretKey} not found (spec.auth.secretRef)` };
+      case 'missing-keys':
+        return { authType: auth.authType, broken: `Secret ${auth.secretKey} lacks key(s) ${auth.missing.join(', ')} required by auth type "${auth.authType.name}" of ${where}` };
+      case 'ok': break;
     }
+    const { authType, data } = auth;
     const generator = authType.generator?.rego;
     const ctx: InjectorContext = {
       maxBodyBytes: this.options.maxBodyBytes,

@@ -5,7 +5,6 @@ import type { Condition, Connector, ConnectorClass, HttpProbe, NameValue, Secret
 import { TemplateError } from '../templates';
 import { classTemplate } from '../templates/class-templates';
 import { decodeSecret, type ConnectorIndex } from '../sources/connector-index';
-import { requiredSecretKeys } from '../sources/validate';
 import { describeUrl, probe, type ProbeOutcome } from './probe';
 
 export interface CheckOptions {
@@ -61,28 +60,25 @@ interface AuthSetup {
 }
 
 function authSetup(c: Connector, cls: ConnectorClass, index: ConnectorIndex): AuthSetup {
-  const types = cls.spec.auth?.types ?? [];
-  if (types.length === 0) return { condition: cond('SecretReady', 'True', 'NonAuth', 'the ConnectorClass defines no auth types') };
-  const wanted = c.spec.auth?.name;
-  const type = wanted !== undefined ? types.find((t) => t.name === wanted) : types.length === 1 ? types[0] : undefined;
-  if (type === undefined) {
-    return { condition: cond('SecretReady', 'False', 'InvalidAuthType', wanted !== undefined ? `ConnectorClass "${cls.metadata.name}" has no auth type "${wanted}"` : `set spec.auth.name to one of ${types.map((t) => t.name).join(', ')}`) };
+  const auth = index.resolveAuth(c, cls);
+  switch (auth.kind) {
+    case 'none': return { condition: cond('SecretReady', 'True', 'NonAuth', 'the ConnectorClass defines no auth types') };
+    case 'unknown-type': return { condition: cond('SecretReady', 'False', 'InvalidAuthType', `ConnectorClass "${cls.metadata.name}" has no auth type "${auth.wanted}"`) };
+    case 'ambiguous': return { condition: cond('SecretReady', 'False', 'InvalidAuthType', `set spec.auth.name to one of ${auth.names.join(', ')}`) };
+    case 'no-secret': {
+      const name = auth.authType.name;
+      return auth.authType.optional
+        ? { authName: name, condition: cond('SecretReady', 'True', 'SecretOptional', `auth type "${name}" is optional and no Secret is set`) }
+        : { authName: name, condition: cond('SecretReady', 'False', 'SecretRequired', `auth type "${name}" requires spec.auth.secretRef`) };
+    }
+    case 'secret-not-found': return { authName: auth.authType.name, condition: cond('SecretReady', 'False', 'SecretNotFound', `Secret ${auth.secretKey} not found`) };
+    default: break;
   }
-  const ref = c.spec.auth?.secretRef;
-  if (ref === undefined) {
-    return type.optional
-      ? { authName: type.name, condition: cond('SecretReady', 'True', 'SecretOptional', `auth type "${type.name}" is optional and no Secret is set`) }
-      : { authName: type.name, condition: cond('SecretReady', 'False', 'SecretRequired', `auth type "${type.name}" requires spec.auth.secretRef`) };
-  }
-  const ns = ref.namespace ?? c.metadata.namespace;
-  const secret = index.secret(ns, ref.name);
-  if (secret === undefined) return { authName: type.name, condition: cond('SecretReady', 'False', 'SecretNotFound', `Secret ${ns}/${ref.name} not found`) };
+  const { authType: type, secret, secretKey } = auth;
   if (type.secretType && secret.type && type.secretType !== secret.type && type.secretType !== 'Opaque') {
-    return { authName: type.name, secret, condition: cond('SecretReady', 'False', 'SecretTypeMismatch', `Secret ${ns}/${ref.name} has type ${secret.type}, auth type "${type.name}" needs ${type.secretType}`) };
+    return { authName: type.name, secret, condition: cond('SecretReady', 'False', 'SecretTypeMismatch', `Secret ${secretKey} has type ${secret.type}, auth type "${type.name}" needs ${type.secretType}`) };
   }
-  const data = decodeSecret(secret);
-  const missing = requiredSecretKeys(type).filter((k) => !data.has(k));
-  if (missing.length > 0) return { authName: type.name, secret, condition: cond('SecretReady', 'False', 'SecretInvalid', `Secret ${ns}/${ref.name} lacks key(s) ${missing.join(', ')}`) };
+  if (auth.kind === 'missing-keys') return { authName: type.name, secret, condition: cond('SecretReady', 'False', 'SecretInvalid', `Secret ${secretKey} lacks key(s) ${auth.missing.join(', ')}`) };
   return { authName: type.name, secret, condition: cond('SecretReady', 'True') };
 }
 
