@@ -125,6 +125,12 @@ export function objectKey(namespace: string, name: string): ObjectKey {
   return `${namespace}/${name}`;
 }
 
+/** `[namespace, name]` of an ObjectKey. */
+export function splitObjectKey(key: ObjectKey): [string, string] {
+  const slash = key.indexOf('/');
+  return [key.slice(0, slash), key.slice(slash + 1)];
+}
+
 export const SecretTypes = {
   basicAuth: 'kubernetes.io/basic-auth',
   sshAuth: 'kubernetes.io/ssh-auth',

@@ -4,7 +4,7 @@
 // ServiceAccount tokens) can be hundreds of megabytes. A Secret that becomes referenced
 // after the first sync is fetched once with a GET; from then on the watch keeps it current.
 import type { Logger } from 'pino';
-import { API_VERSION, objectKey, type Connector, type ConnectorClass, type ObjectKey, type Secret } from '../types';
+import { API_VERSION, objectKey, splitObjectKey, type Connector, type ConnectorClass, type ObjectKey, type Secret } from '../types';
 import { KubeApiError, type KubeWatchApi } from '../kube/client';
 import type { ConnectorIndex } from './connector-index';
 import { Reflector, type ReflectorOptions } from './reflector';
@@ -96,7 +96,7 @@ export class KubeSource {
         const key = objectKey(s.metadata.namespace, s.metadata.name);
         const pending = this.fetching.get(key);
         if (pending) pending.deleted = true;
-        if (index.secret(s.metadata.namespace, s.metadata.name) !== undefined) index.remove('Secret', s.metadata.namespace, s.metadata.name);
+        this.dropSecret(key);
       },
     });
   }
@@ -115,7 +115,7 @@ export class KubeSource {
     await this.secrets.synced;
     this.secretsSynced = true;
     // References added while Secrets were being listed.
-    for (const key of this.refCount.keys()) this.fetchIfMissing(key);
+    for (const key of this.refCount.keys()) void this.fetchIfMissing(key);
     this.index.markSynced();
     const counts = this.index.counts();
     this.log.info({ ...counts, syncMs: Date.now() - started }, 'Kubernetes resources synced');
@@ -144,7 +144,7 @@ export class KubeSource {
     for (const r of refs) {
       const n = this.refCount.get(r) ?? 0;
       this.refCount.set(r, n + 1);
-      if (n === 0) this.fetchIfMissing(r);
+      if (n === 0) void this.fetchIfMissing(r);
     }
     for (const r of before) this.unreference(r);
     if (refs.length > 0) this.refsOf.set(connector, refs);
@@ -158,7 +158,12 @@ export class KubeSource {
       return;
     }
     this.refCount.delete(secret);
-    const [ns, name] = splitKey(secret);
+    this.dropSecret(secret);
+  }
+
+  /** Forgets a Secret (a no-op, with no index rebuild, when it is not held). */
+  private dropSecret(key: ObjectKey): void {
+    const [ns, name] = splitObjectKey(key);
     if (this.index.secret(ns, name) !== undefined) this.index.remove('Secret', ns, name);
   }
 
@@ -172,39 +177,40 @@ export class KubeSource {
       this.refsOf.set(objectKey(c.metadata.namespace, c.metadata.name), refs);
       for (const r of refs) this.refCount.set(r, (this.refCount.get(r) ?? 0) + 1);
     }
-    for (const r of old) {
-      if (this.refCount.has(r)) continue;
-      const [ns, name] = splitKey(r);
-      if (this.index.secret(ns, name) !== undefined) this.index.remove('Secret', ns, name);
-    }
-    for (const r of this.refCount.keys()) if (!old.has(r)) this.fetchIfMissing(r);
+    for (const r of old) if (!this.refCount.has(r)) this.dropSecret(r);
+    for (const r of this.refCount.keys()) if (!old.has(r)) void this.fetchIfMissing(r);
   }
 
   /** A Secret referenced after the Secrets were listed: GET it once; the watch does the rest. */
-  private fetchIfMissing(key: ObjectKey, attempt = 0): void {
+  private async fetchIfMissing(key: ObjectKey, attempt = 0): Promise<void> {
     if (!this.secretsSynced || this.stopped || this.fetching.has(key)) return;
-    const [ns, name] = splitKey(key);
+    const [ns, name] = splitObjectKey(key);
     if (this.index.secret(ns, name) !== undefined) return;
     const state = { deleted: false };
     this.fetching.set(key, state);
-    this.api.request<Secret>('GET', `/api/v1/namespaces/${encodeURIComponent(ns)}/secrets/${encodeURIComponent(name)}`).then((s) => {
-      // A watch event that came meanwhile is newer than this answer: it wins.
-      if (!state.deleted && this.refCount.has(key) && this.index.secret(ns, name) === undefined) {
-        delete (s.metadata as { managedFields?: unknown }).managedFields;
-        this.index.upsert(withKind(s, 'Secret', 'v1'));
+    let s: Secret;
+    try {
+      s = await this.api.request<Secret>('GET', `/api/v1/namespaces/${encodeURIComponent(ns)}/secrets/${encodeURIComponent(name)}`);
+    } catch (e) {
+      if (e instanceof KubeApiError && e.status === 404) { // created later: the watch brings it
+        this.fetching.delete(key);
+        return;
       }
-    }, (e: Error) => {
-      if (e instanceof KubeApiError && e.status === 404) return; // created later: the watch brings it
+      // Still "fetching" until the retry, so no other reference starts a second GET meanwhile.
       const wait = Math.min(30_000, 500 * 2 ** attempt);
-      this.log.warn({ secret: key, err: e.message, retryInMs: wait }, 'Secret not fetched: retrying');
+      this.log.warn({ secret: key, err: (e as Error).message, retryInMs: wait }, 'Secret not fetched: retrying');
       setTimeout(() => {
         this.fetching.delete(key);
-        if (this.refCount.has(key)) this.fetchIfMissing(key, attempt + 1);
+        if (this.refCount.has(key)) void this.fetchIfMissing(key, attempt + 1);
       }, wait).unref();
-      return 'retry';
-    }).then((retry) => {
-      if (retry !== 'retry') this.fetching.delete(key);
-    });
+      return;
+    }
+    this.fetching.delete(key);
+    // A watch event that came meanwhile is newer than this answer: it wins.
+    if (!state.deleted && this.refCount.has(key) && this.index.secret(ns, name) === undefined) {
+      delete (s.metadata as { managedFields?: unknown }).managedFields;
+      this.index.upsert(withKind(s, 'Secret', 'v1'));
+    }
   }
 
   private announceClass(className: string): void {
@@ -225,9 +231,4 @@ function withKind<T extends ConnectorClass | Connector | Secret>(o: T, kind: T['
   o.kind = kind;
   (o as { apiVersion: string }).apiVersion = apiVersion;
   return o;
-}
-
-function splitKey(key: ObjectKey): [string, string] {
-  const slash = key.indexOf('/');
-  return [key.slice(0, slash), key.slice(slash + 1)];
 }

@@ -5,9 +5,9 @@
 // subresource, a few at a time) and only when the value differs, so the watch event our own
 // patch causes ends here. Several replicas write the same value: no leader is needed.
 import type { Logger } from 'pino';
-import { API_VERSION, RESOLVER_ANNOTATION, objectKey, type Connector, type ConnectorClass, type ObjectKey } from '../types';
+import { API_VERSION, objectKey, splitObjectKey, type Connector, type ConnectorClass, type ObjectKey } from '../types';
 import { KubeApiError, type KubeApi } from '../kube/client';
-import type { ConnectorIndex } from '../sources/connector-index';
+import { resolverOf, type ConnectorIndex } from '../sources/connector-index';
 
 export interface ProxyAddressOptions {
   /** Host resolver domain. */
@@ -21,12 +21,12 @@ export interface ProxyAddressOptions {
 /** The proxy address of `c`, or undefined when its class has no proxy capability. */
 export function proxyAddress(c: Connector, cls: ConnectorClass | undefined, o: ProxyAddressOptions): string | undefined {
   if (cls?.spec.proxy === undefined || cls.spec.proxy === null) return undefined;
-  return addressFor(c, cls.metadata.annotations?.[RESOLVER_ANNOTATION] === 'path' ? 'path' : 'host', o);
+  return addressFor(c, resolverOf(cls), o);
 }
 
 /** Where this proxy serves `c`, whether or not its class declares a proxy (rendered configurations). */
 export function servedAddress(c: Connector, cls: ConnectorClass, o: ProxyAddressOptions): string {
-  return addressFor(c, cls.metadata.annotations?.[RESOLVER_ANNOTATION] === 'path' ? 'path' : 'host', o);
+  return addressFor(c, resolverOf(cls), o);
 }
 
 function addressFor(c: Connector, resolver: 'host' | 'path', o: ProxyAddressOptions): string {
@@ -87,8 +87,7 @@ export class ProxyAddressWriter {
   }
 
   private async reconcile(key: ObjectKey): Promise<void> {
-    const slash = key.indexOf('/');
-    const c = this.index.connector(key.slice(0, slash), key.slice(slash + 1));
+    const c = this.index.connector(...splitObjectKey(key));
     if (c === undefined) return;
     const cls = this.index.connectorClass(c.spec.connectorClassName);
     const want = proxyAddress(c, cls, this.opts);
