@@ -85,7 +85,7 @@ export class StatusProber {
     const cls = this.index.connectorClass(c.spec.connectorClassName);
     const ref = c.spec.auth?.secretRef;
     const secret = ref ? this.index.secret(ref.namespace ?? c.metadata.namespace, ref.name) : undefined;
-    return `${c.metadata.generation ?? JSON.stringify(c.spec)}|${cls ? classVersion(cls) : '-'}|${secret ? (secret.metadata.resourceVersion ?? JSON.stringify(secret.data)) : '-'}`;
+    return `${version(c, () => c.metadata.generation ?? JSON.stringify(c.spec))}|${cls ? classVersion(cls) : '-'}|${secret ? version(secret, () => secret.metadata.resourceVersion ?? JSON.stringify(secret.data)) : '-'}`;
   }
 
   private tick(): void {
@@ -157,6 +157,16 @@ export class StatusProber {
   }
 }
 
+// Every tick fingerprints every object; objects are replaced, never mutated, on change, so
+// a version computed once per object (a JSON text for manifests, which carry no
+// generation or resourceVersion) serves every later tick.
+const versions = new WeakMap<object, string>();
+function version(obj: object, compute: () => string | number): string {
+  let v = versions.get(obj);
+  if (v === undefined) versions.set(obj, v = String(compute()));
+  return v;
+}
+
 function classVersion(cls: ConnectorClass): string {
-  return String(cls.metadata.generation ?? JSON.stringify(cls.spec));
+  return version(cls, () => cls.metadata.generation ?? JSON.stringify(cls.spec));
 }
