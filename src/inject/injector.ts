@@ -20,6 +20,14 @@ export interface Injector {
   /** `basic`, `bearer`, `rego`...: shown in logs and errors, never the credential. */
   readonly kind: string;
   inject(req: OutgoingRequest): void | Promise<void>;
+  /**
+   * The tool answered 401 to a request this injector prepared. `challenge` is the response's
+   * WWW-Authenticate. When `resendable` (no client body was streamed), the injector may refresh
+   * its credentials, rewrite `req` (e.g. setHeader(req.headers, 'authorization', ...)) and
+   * resolve true: the proxy then sends the request once more and relays that answer.
+   * Otherwise, or on false, the first 401 is relayed. Rejections count as false.
+   */
+  onUnauthorized?(req: OutgoingRequest, challenge: string | undefined, resendable: boolean): Promise<boolean>;
 }
 
 /** Why credentials could not be added; `status` is what the client gets (502 unless said). */

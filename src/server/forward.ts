@@ -52,12 +52,20 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   private ended = false;
   private rewrite: LocationRewrite | undefined;
 
+  /** A 401 kept back while the injector decides whether to resend (see Exchange.onUnauthorized). */
+  private held: HeldResponse | undefined;
+  /** Set once the one retry an exchange may have was used or given up. */
+  private retried: boolean;
+
   constructor(
     private readonly res: ServerResponse,
     private readonly what: string,
     private readonly rewriteSource: RewriteSource,
     private readonly onEnd: (end: ExchangeEnd) => void,
+    private readonly unauthorized: UnauthorizedHook | undefined,
+    private readonly resend: () => void,
   ) {
+    this.retried = unauthorized === undefined;
     res.on('close', this.onClientClose);
   }
 
@@ -81,10 +89,34 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: we never send Expect upstream; nothing to relay
     if (this.ended) return false;
-    this.status = statusCode;
     this.resumeUpstream = resume;
+    if (statusCode === 401 && !this.retried) {
+      const challenge = headerValue(rawHeaders, 'www-authenticate');
+      if (this.unauthorized!.resendable) {
+        this.held = { statusCode, rawHeaders, statusText, challenge, chunks: [], size: 0 };
+        return true;
+      }
+      this.retried = true;
+      // The body was streamed and cannot be sent again; the injector may still renew its credentials.
+      this.unauthorized!.hook(challenge, false).catch(() => undefined);
+    }
+    this.writeHead(statusCode, rawHeaders, statusText);
+    return true;
+  }
+
+  private writeHead(statusCode: number, rawHeaders: Buffer[], statusText: string): void {
+    this.status = statusCode;
     const headers = clientResponseHeaders(rawHeaders, this);
     this.res.writeHead(statusCode, statusText || STATUS_CODES[statusCode] || '', headers);
+  }
+
+  /** Relays the kept-back 401 as the answer. */
+  private releaseHeld(): boolean {
+    const h = this.held!;
+    this.held = undefined;
+    this.retried = true;
+    this.writeHead(h.statusCode, h.rawHeaders, h.statusText);
+    for (const c of h.chunks) this.res.write(c);
     return true;
   }
 
@@ -96,6 +128,15 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.ended) return false;
+    if (this.held !== undefined) {
+      // 401 bodies are small; a large one is not worth holding: relay it as it is.
+      if (this.held.size + chunk.length <= HELD_BODY_BYTES) {
+        this.held.chunks.push(Buffer.from(chunk));
+        this.held.size += chunk.length;
+        return true;
+      }
+      this.releaseHeld();
+    }
     // The socket's 16 KiB high-water mark is below one undici chunk (up to 64 KiB), so
     // honouring write()'s false would pause the upstream after every chunk. Pause only when
     // a real backlog builds up; 'drain' still follows any write that returned false.
@@ -110,12 +151,30 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     if (this.ended) return;
+    if (this.held !== undefined) {
+      const challenge = this.held.challenge;
+      this.retried = true;
+      this.abortUpstream = undefined;
+      this.unauthorized!.hook(challenge, true).then((again) => again, () => false).then((again) => {
+        if (this.ended) return;
+        if (again) {
+          this.held = undefined;
+          this.resend();
+        } else {
+          this.releaseHeld();
+          this.res.end();
+          this.finish({ status: this.status });
+        }
+      });
+      return;
+    }
     this.res.end();
     this.finish({ status: this.status });
   }
 
   onError(err: Error): void {
     if (this.ended) return;
+    this.held = undefined;
     const c = classifyUpstreamError(err as Error & { code?: string });
     if (this.res.headersSent) this.res.destroy();
     else sendError(this.res, c.status, `${this.what} ${c.text}`);
@@ -138,20 +197,59 @@ export interface Exchange {
   readonly what: string;
   readonly rewrite: RewriteSource;
   readonly onEnd: (end: ExchangeEnd) => void;
+  /** The injector's Injector.onUnauthorized, when it has one: called on the tool's first 401. */
+  readonly onUnauthorized?: (challenge: string | undefined, resendable: boolean) => Promise<boolean>;
 }
+
+/** A 401 response held back until the injector has decided. */
+interface HeldResponse {
+  readonly statusCode: number;
+  readonly rawHeaders: Buffer[];
+  readonly statusText: string;
+  readonly challenge: string | undefined;
+  readonly chunks: Buffer[];
+  size: number;
+}
+
+interface UnauthorizedHook {
+  readonly resendable: boolean;
+  readonly hook: (challenge: string | undefined, resendable: boolean) => Promise<boolean>;
+}
+
+/** Largest 401 body kept back while credentials are renewed. */
+const HELD_BODY_BYTES = 64 * 1024;
 
 export function forward(dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, ex: Exchange): void {
   const { up, timeouts } = ex;
-  const relay = new ResponseRelay(res, ex.what, ex.rewrite, ex.onEnd);
-  dispatcher.dispatch({
-    origin: up.origin,
-    path: up.path,
-    method: up.method as Dispatcher.HttpMethod,
-    headers: up.headers,
-    body: up.body ?? (hasRequestBody(req) ? req : null),
-    headersTimeout: timeouts.headersMs,
-    bodyTimeout: timeouts.bodyIdleMs,
-  }, relay);
+  // A request can be sent twice only when no client stream was consumed: no body, or a
+  // body the injector rewrote into a buffer.
+  const streamed = up.body === undefined && hasRequestBody(req);
+  const send = (): void => {
+    dispatcher.dispatch({
+      origin: up.origin,
+      path: up.path,
+      method: up.method as Dispatcher.HttpMethod,
+      headers: up.headers,
+      body: up.body ?? (streamed ? req : null),
+      headersTimeout: timeouts.headersMs,
+      bodyTimeout: timeouts.bodyIdleMs,
+    }, relay);
+  };
+  const hook = ex.onUnauthorized === undefined ? undefined : { resendable: !streamed, hook: ex.onUnauthorized };
+  const relay = new ResponseRelay(res, ex.what, ex.rewrite, ex.onEnd, hook, send);
+  send();
+}
+
+/** The values of header `name` (lower-case) in undici's raw list, joined as one field. */
+function headerValue(raw: readonly Buffer[], name: string): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length !== name.length || n.toString('latin1').toLowerCase() !== name) continue;
+    const v = raw[i + 1]!.toString('latin1');
+    value = value === undefined ? v : `${value}, ${v}`;
+  }
+  return value;
 }
 
 /**

@@ -31,6 +31,8 @@ export interface UpstreamHeaderContext {
   readonly proto: 'http' | 'https';
   /** Further headers to drop (where the auth extractor found the token), lower-case. */
   readonly dropHeaders?: ReadonlySet<string>;
+  /** Pass the client's Authorization (forward-proxy targets no Connector matches). */
+  readonly keepAuthorization?: boolean;
 }
 
 /**
@@ -49,7 +51,8 @@ export function upstreamRequestHeaders(raw: readonly string[], connection: strin
     const value = raw[i + 1]!;
     if (HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name)) || ctx.dropHeaders?.has(name)) continue;
     if (OWNED_UPSTREAM.has(name)) {
-      if (name === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
+      if (name === 'authorization' && ctx.keepAuthorization === true) out.push(name, value);
+      else if (name === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
       else if (name === 'via') via = via === undefined ? value : `${via}, ${value}`;
       else if (name === 'host') host = value;
       else if (name === 'content-length') contentLength = value;

@@ -18,6 +18,8 @@ import type { Resolved, Resolver } from './resolve';
 import type { UpstreamPools } from './upstream-pools';
 import { CONFIGURATIONS_PREFIX, serveConfigurations } from './configurations';
 import type { ProxyAddressOptions } from '../status/proxy-address';
+import { PROXY_AUTHENTICATE, parseProxyAuthorization, parseTarget, targetMatches, type ForwardTarget } from './forward-proxy';
+import { hasDotSegment } from './resolve';
 
 export interface ProxyDeps {
   readonly index: ConnectorIndex;
@@ -34,8 +36,12 @@ export interface ProxyDeps {
 
 type Refusal = { readonly status: number; readonly message: string; readonly headers?: Record<string, string> };
 type Admitted = {
-  readonly route: Route;
-  readonly resolved: Resolved;
+  /** Whose credentials go upstream; undefined for a forward-proxy target no listed Connector matches. */
+  readonly route: Route | undefined;
+  /** Where the request goes: the Connector address (reverse) or the client's target (forward). */
+  readonly target: ForwardTarget;
+  /** Reverse mode: the path prefix the client used, for Location rewriting. Forward mode: undefined. */
+  readonly publicPrefix: string | undefined;
   readonly user: string;
   /** Headers that carried the client's token (found by the class's auth extractor). */
   readonly dropHeaders: ReadonlySet<string> | undefined;
@@ -44,6 +50,7 @@ type Admitted = {
 type Who = { readonly connector?: string; readonly user?: string };
 
 const CHALLENGE = { 'www-authenticate': WWW_AUTHENTICATE };
+const PROXY_CHALLENGE = { 'proxy-authenticate': PROXY_AUTHENTICATE };
 
 /** Answers a request either with a response or by starting the upstream exchange. */
 interface Responder {
@@ -70,7 +77,8 @@ export class ProxyServer {
     const started = performance.now();
     this.inFlight++;
     const self = this;
-    this.admit(req, {
+    const admit = url !== undefined && url.charCodeAt(0) !== 47 /* / */ && req.method !== 'CONNECT' ? this.admitForward : this.admit;
+    admit.call(this, req, {
       refuse(r, metrics, who) {
         sendError(res, r.status, r.message, r.headers);
         self.finished(req, started, metrics, { status: r.status }, who?.connector, who?.user);
@@ -94,7 +102,7 @@ export class ProxyServer {
         self.finished(req, started, metrics, { status: r.status }, who?.connector, who?.user);
       },
       proceed(a, metrics) {
-        const end = (e: ExchangeEnd): void => self.finished(req, started, metrics, e, a.route.key, a.user);
+        const end = (e: ExchangeEnd): void => self.finished(req, started, metrics, e, a.route?.key, a.user);
         self.withUpstreamRequest(req, a,
           (up) => forwardUpgrade(self.deps.pools.get(up.origin), req, socket, head, self.exchangeOf(req, a, up, end)),
           (status, message) => { sendSocketError(socket, status, message); end({ status }); }, true);
@@ -174,7 +182,63 @@ export class ProxyServer {
       out.refuse({ status: 502, message: `${routeLabel(route)} cannot be used: ${route.broken}` }, metrics, who);
       return;
     }
-    out.proceed({ route, resolved, user: d.user, dropHeaders }, metrics);
+    const u = route.upstream;
+    out.proceed({
+      route, user: d.user, dropHeaders,
+      target: { origin: u.origin, host: u.host, path: u.basePath + resolved.rest },
+      publicPrefix: resolved.publicPrefix,
+    }, metrics);
+  }
+
+  /**
+   * Forward proxy mode: an absolute-form request. The token comes from Proxy-Authorization
+   * and must be allowed on the listed Connector whose address the target matches (then its
+   * credentials are added), or, for a target none matches, on one of the listed Connectors
+   * (then the request goes without credentials): never an open relay.
+   */
+  private admitForward(req: IncomingMessage, out: Responder): void {
+    const unknown = this.deps.metrics.unknownRoute;
+    const url = req.url!;
+    const target = parseTarget(url);
+    if ('error' in target) return out.refuse({ status: 400, message: target.error }, unknown);
+    if (hasDotSegment(target.path)) return out.refuse({ status: 400, message: 'the request path contains "." or ".." segments; send a normalized path' }, unknown);
+    const creds = parseProxyAuthorization(req.headers['proxy-authorization']);
+    if ('error' in creds) return out.refuse({ status: 407, message: creds.error, headers: PROXY_CHALLENGE }, unknown);
+    const { index, auth } = this.deps;
+    let matched: Route | undefined;
+    for (const ref of creds.connectors) {
+      const r = index.route(ref.namespace, ref.name);
+      if (r !== undefined && r.forwardTargets.some((p) => targetMatches(p, target))) { matched = r; break; }
+    }
+    const refs = matched === undefined ? creds.connectors : [matched];
+    const admitted = (d: AuthDecision & { allowed: true }): void => {
+      if (matched === undefined) {
+        out.proceed({ route: undefined, target, publicPrefix: undefined, user: d.user, dropHeaders: undefined }, unknown);
+        return;
+      }
+      const metrics = this.deps.metrics.forRoute(matched.key, matched.className);
+      if (matched.broken !== undefined) {
+        out.refuse({ status: 502, message: `${routeLabel(matched)} cannot be used: ${matched.broken}` }, metrics, { connector: matched.key, user: d.user });
+        return;
+      }
+      out.proceed({ route: matched, target, publicPrefix: undefined, user: d.user, dropHeaders: undefined }, metrics);
+    };
+    // The first listed Connector that allows the token admits it; the last refusal is the answer.
+    const tryRef = (i: number): void => {
+      const ref = refs[i]!;
+      const decided = (d: AuthDecision): void => {
+        if (d.allowed) return admitted(d);
+        if (i + 1 < refs.length && d.status !== 503) return tryRef(i + 1);
+        const who: Who = { connector: `${ref.namespace}/${ref.name}`, user: d.user };
+        if (d.status === 401) out.refuse({ status: 407, message: `token rejected: ${d.reason}`, headers: PROXY_CHALLENGE }, unknown, who);
+        else if (d.status === 403) out.refuse({ status: 403, message: `forbidden: ${d.reason} (connector ${who.connector})` }, unknown, who);
+        else out.refuse({ status: 503, message: `cannot check the token now: ${d.reason}` }, unknown, who);
+      };
+      const decision = auth.check(creds.token, ref);
+      if (decision instanceof Promise) decision.then(decided, () => out.refuse({ status: 503, message: 'cannot check the token now; try again' }, unknown));
+      else decided(decision);
+    };
+    tryRef(0);
   }
 
   /**
@@ -183,17 +247,21 @@ export class ProxyServer {
    * message, and nothing is sent.
    */
   private withUpstreamRequest(req: IncomingMessage, a: Admitted, ready: (up: UpstreamRequest) => void, failed: (status: number, message: string) => void, upgrade = false): void {
-    const { upstream, injector } = a.route;
+    const { target, route } = a;
+    const injector = route?.injector;
     const up: UpstreamRequest = {
-      origin: upstream.origin,
-      host: upstream.host,
+      origin: target.origin,
+      host: target.host,
       method: req.method ?? 'GET',
-      path: upstream.basePath + a.resolved.rest,
+      path: target.path,
       headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
-        upstreamHost: upstream.host,
+        upstreamHost: target.host,
         clientAddress: req.socket.remoteAddress,
         proto: protoOf(req, this.deps.proto),
         dropHeaders: a.dropHeaders,
+        // A forward-proxy target no Connector matches is the client's business, its own
+        // Authorization included (its token travelled in Proxy-Authorization).
+        keepAuthorization: route === undefined,
       }),
       // An Upgrade request has no body to rewrite: its stream is the session that follows.
       readBody: upgrade
@@ -203,7 +271,7 @@ export class ProxyServer {
     if (injector === undefined) return ready(up);
     const fail = (err: Error): void => {
       const status = err instanceof InjectError ? err.status : 502;
-      const prefix = routeLabel(a.route);
+      const prefix = routeLabel(route!);
       failed(status, status === 502 ? `${prefix}: credentials could not be built: ${err.message}` : `${prefix}: ${err.message}`);
     };
     let r: void | Promise<void>;
@@ -217,25 +285,30 @@ export class ProxyServer {
   }
 
   private exchange(req: IncomingMessage, res: ServerResponse, a: Admitted, metrics: RouteMetrics, started: number): void {
-    const end = (e: ExchangeEnd): void => this.finished(req, started, metrics, e, a.route.key, a.user);
+    const end = (e: ExchangeEnd): void => this.finished(req, started, metrics, e, a.route?.key, a.user);
     this.withUpstreamRequest(req, a,
       (up) => forward(this.deps.pools.get(up.origin), req, res, this.exchangeOf(req, a, up, end)),
       (status, message) => { sendError(res, status, message); end({ status }); });
   }
 
   private exchangeOf(req: IncomingMessage, a: Admitted, up: UpstreamRequest, onEnd: (e: ExchangeEnd) => void): Exchange {
+    const injector = a.route?.injector;
+    const onUnauthorized = injector?.onUnauthorized;
     return {
       up, onEnd,
       timeouts: this.deps.timeouts,
-      what: `the tool of connector ${a.route.key} (${a.route.upstream.origin})`,
+      what: a.route === undefined ? `the forward-proxy target ${up.origin}` : `the tool of connector ${a.route.key} (${up.origin})`,
       rewrite: this.rewriteFor(req, a),
+      onUnauthorized: onUnauthorized === undefined ? undefined : (challenge, resendable) => onUnauthorized.call(injector, up, challenge, resendable),
     };
   }
 
   private rewriteFor(req: IncomingMessage, a: Admitted): () => LocationRewrite {
+    const publicPath = a.publicPrefix;
+    // Forward mode: the client used the tool's own URLs; a Location stays as the tool wrote it.
+    if (publicPath === undefined || a.route === undefined) return () => IDENTITY_REWRITE;
+    const u = a.route.upstream;
     return () => {
-      const u = a.route.upstream;
-      const publicPath = a.resolved.publicPrefix;
       return {
         upstreamBase: u.origin + u.basePath,
         upstreamPath: u.basePath,
@@ -263,6 +336,8 @@ export class ProxyServer {
     }, 'request');
   }
 }
+
+const IDENTITY_REWRITE: LocationRewrite = Object.freeze({ upstreamBase: '', upstreamPath: '', publicBase: '', publicPath: '' });
 
 /** `connector ns/name (class "c", auth type "t")`: how error bodies name a Connector. */
 function routeLabel(route: Route): string {

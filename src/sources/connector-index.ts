@@ -35,6 +35,28 @@ export interface Route {
   readonly broken: string | undefined;
   /** The class's `spec.proxy.authExtractor`, when it has one. */
   readonly extractor?: TokenExtractor;
+  /**
+   * Forward proxy mode: the origins and path prefixes this Connector's credentials may be
+   * sent to (`spec.address` and URL-valued `spec.addressExtensions[].value`).
+   */
+  readonly forwardTargets: readonly Upstream[];
+}
+
+function upstreamOf(u: URL): Upstream {
+  const basePath = u.pathname.endsWith('/') ? u.pathname.slice(0, -1) : u.pathname;
+  return { origin: u.origin, basePath, host: u.host };
+}
+
+/** The address and every http(s) URL among the address extensions (other values are not places). */
+function forwardTargetsOf(c: Connector, address: Upstream): Upstream[] {
+  const targets = [address];
+  for (const ext of c.spec.addressExtensions ?? []) {
+    if (!/^https?:\/\//i.test(ext.value)) continue;
+    try {
+      targets.push(upstreamOf(new URL(ext.value)));
+    } catch { /* not a URL: an extension such as a registry namespace */ }
+  }
+  return targets;
 }
 
 /** The resolver a class's Connectors are served with (annotation, default host). */
@@ -193,15 +215,14 @@ export class ConnectorIndex {
   }
 
   private buildRoute(key: ObjectKey, c: Connector): Route {
-    const u = new URL(c.spec.address);
-    const basePath = u.pathname.endsWith('/') ? u.pathname.slice(0, -1) : u.pathname;
-    const upstream: Upstream = { origin: u.origin, basePath, host: u.host };
+    const upstream = upstreamOf(new URL(c.spec.address));
     const base = {
       key,
       namespace: c.metadata.namespace,
       name: c.metadata.name,
       className: c.spec.connectorClassName,
       upstream,
+      forwardTargets: forwardTargetsOf(c, upstream),
     };
     const cls = this.classes.get(c.spec.connectorClassName);
     if (cls === undefined) {
