@@ -93,6 +93,8 @@ export class ProxyServer {
 
   /** The `upgrade` listener (WebSocket, SPDY): same checks, then the sockets are joined. */
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // The HTTP server stops watching a socket it hands over; an unhandled reset would end the process.
+    socket.on('error', () => socket.destroy());
     const started = performance.now();
     this.inFlight++;
     const self = this;
@@ -104,7 +106,7 @@ export class ProxyServer {
       proceed(a, metrics) {
         const end = (e: ExchangeEnd): void => self.finished(req, started, metrics, e, a.route?.key, a.user);
         self.withUpstreamRequest(req, a,
-          (up) => forwardUpgrade(self.deps.pools.get(up.origin), req, socket, head, self.exchangeOf(req, a, up, end)),
+          (up) => forwardUpgrade(self.deps.pools.get(up.origin, a.route?.trust), req, socket, head, self.exchangeOf(req, a, up, end)),
           (status, message) => { sendSocketError(socket, status, message); end({ status }); }, true);
       },
     });
@@ -287,7 +289,7 @@ export class ProxyServer {
   private exchange(req: IncomingMessage, res: ServerResponse, a: Admitted, metrics: RouteMetrics, started: number): void {
     const end = (e: ExchangeEnd): void => this.finished(req, started, metrics, e, a.route?.key, a.user);
     this.withUpstreamRequest(req, a,
-      (up) => forward(this.deps.pools.get(up.origin), req, res, this.exchangeOf(req, a, up, end)),
+      (up) => forward(this.deps.pools.get(up.origin, a.route?.trust), req, res, this.exchangeOf(req, a, up, end)),
       (status, message) => { sendError(res, status, message); end({ status }); });
   }
 
