@@ -3,7 +3,7 @@
 import { createServer, type Server, type ServerOptions } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from './config';
 import { StaticTokenAuthenticator } from './auth/static-tokens';
@@ -22,6 +22,7 @@ import { createOpsServer } from './server/ops-server';
 import { TlsReloader } from './server/tls';
 import { Resolver } from './server/resolve';
 import { UpstreamPools } from './server/upstream-pools';
+import { warnInsecureConnectors } from './tls/insecure-warning';
 import { PolicyCompiler } from './rego/compiler';
 import { PolicyStore } from './rego/policy-store';
 import type { FSWatcher } from 'node:fs';
@@ -51,7 +52,17 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   const metrics = new ProxyMetrics(() => proxy?.activeRequests ?? 0);
   const compiler = new PolicyCompiler({ opaBin: cfg.opaBin, cacheDir: cfg.policyCacheDir });
   metrics.addCounterFrom('connectors_proxy_policy_compilations_total', 'Runs of the OPA compiler (cache misses).', () => compiler.compilerRuns);
-  const index = new ConnectorIndex({ policies: new PolicyStore(compiler, log), maxBodyBytes: cfg.maxBodyInjectionBytes });
+  const pools = new UpstreamPools({
+    connect: { timeout: cfg.connectTimeoutMs },
+    keepAliveTimeout: cfg.upstreamKeepAliveMs,
+    keepAliveMaxTimeout: Math.max(cfg.upstreamKeepAliveMs, 1000),
+  });
+  const index = new ConnectorIndex({
+    policies: new PolicyStore(compiler, log), maxBodyBytes: cfg.maxBodyInjectionBytes,
+    trust: { enabled: cfg.customCaCerts, namespace: cfg.namespace },
+    dispatcher: (origin, trust) => pools.get(origin, trust),
+  });
+  warnInsecureConnectors(index, log);
   metrics.gaugeFrom('connectors_proxy_index_objects', 'Objects held in memory, by kind (ConnectorClasses, Connectors, and the Secrets they reference).', 'kind',
     () => index.counts());
   const source = cfg.source === 'kubernetes' ? kubernetesSource(cfg, index, metrics, log) : fileSource(cfg, index, metrics, log);
@@ -64,11 +75,6 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     })
     : undefined;
 
-  const pools = new UpstreamPools({
-    connect: { timeout: cfg.connectTimeoutMs },
-    keepAliveTimeout: cfg.upstreamKeepAliveMs,
-    keepAliveMaxTimeout: Math.max(cfg.upstreamKeepAliveMs, 1000),
-  });
   proxy = new ProxyServer({
     index, resolver: new Resolver(cfg.domain), auth, pools, metrics, log,
     timeouts: { headersMs: cfg.headersTimeoutMs, bodyIdleMs: cfg.bodyIdleTimeoutMs },
@@ -151,6 +157,10 @@ function fileSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: ProxyMetri
   log.info({ file: cfg.tokens, tokens: tokenCount }, 'token file loaded');
   const watchers: FSWatcher[] = [];
   if (cfg.watch) {
+    // Only the token file (or a Kubernetes volume's `..data` swap), not its neighbours: a
+    // log file written next to it must not reload the tokens on every line.
+    const tokenFile = basename(cfg.tokens);
+    const isTokenFile = (name: string): boolean => name === tokenFile || name.startsWith('..');
     watchers.push(watchPath(dirname(cfg.tokens), false, () => {
       try {
         log.info({ file: cfg.tokens, tokens: auth.load() }, 'token file reloaded');
@@ -159,7 +169,7 @@ function fileSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: ProxyMetri
         metrics.reloads.labels('tokens', 'error').inc();
         log.error({ err: (err as Error).message }, 'token file not reloaded: keeping the last good tokens');
       }
-    }));
+    }, 150, isTokenFile));
   }
   return {
     auth,

@@ -63,9 +63,10 @@ export function loadManifests(dir: string): Resource[] {
  * Calls `onChange` (debounced) when anything under `path` changes. Watches the folder, not
  * the file, so editors' rename-on-save and Kubernetes' symlink swaps are seen.
  */
-export function watchPath(path: string, recursive: boolean, onChange: () => void, debounceMs = 150): FSWatcher {
+export function watchPath(path: string, recursive: boolean, onChange: () => void, debounceMs = 150, only?: (name: string) => boolean): FSWatcher {
   let timer: NodeJS.Timeout | undefined;
-  const w = watch(path, { recursive, persistent: false }, () => {
+  const w = watch(path, { recursive, persistent: false }, (_event, name) => {
+    if (only !== undefined && name !== null && !only(name)) return;
     if (timer) clearTimeout(timer);
     timer = setTimeout(onChange, debounceMs);
   });
