@@ -136,5 +136,7 @@ export const SecretTypes = {
   sshAuth: 'kubernetes.io/ssh-auth',
   bearerToken: 'connectors.cpaas.io/bearer-token',
   registryToken: 'cpaas.io/distribution-registry-token',
+  /** OAuth2 client credentials grant (src/inject/oauth2.ts): clientID, clientSecret, optional tokenURL/scopes/audience. */
+  oauth2ClientCredentials: 'connectors.cpaas.io/oauth2-client-credentials',
   opaque: 'Opaque',
 } as const;

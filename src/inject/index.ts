@@ -1,9 +1,11 @@
 // Picks the credential builder for an auth type (SPEC section 5).
-import { SecretTypes, type AuthTypeSpec } from '../types';
+import type { Dispatcher } from 'undici';
+import { SecretTypes, type AuthTypeSpec, type Connector, type ConnectorClass } from '../types';
 import { basicInjector } from './basic';
 import { bearerInjector } from './bearer';
 import type { Injector } from './injector';
 import { RegoInjector } from './rego';
+import { OAuth2Injector } from './oauth2';
 import type { PolicyHandle } from '../rego/policy-store';
 
 export { InjectError, type Injector, type OutgoingRequest } from './injector';
@@ -12,6 +14,16 @@ export interface InjectorContext {
   /** The compiled `generator.rego` of the auth type, when it has one. */
   readonly policy: PolicyHandle | undefined;
   readonly maxBodyBytes: number;
+  /** The Connector and class the injector serves (params such as an OAuth2 token URL). */
+  readonly connector: Connector;
+  readonly connectorClass: ConnectorClass;
+  /**
+   * A dispatcher for `origin` that verifies TLS with the Connector's CA trust: how injectors
+   * reach token endpoints. Call it per use (pools are replaced when CAs change).
+   */
+  dispatcherFor(origin: string): Dispatcher;
+  /** Names the Connector's CA set (caches keyed by it keep trusts apart). */
+  readonly trustKey: string;
 }
 
 /**
@@ -27,6 +39,7 @@ export function buildInjector(authType: AuthTypeSpec, data: ReadonlyMap<string, 
   switch (authType.secretType) {
     case SecretTypes.basicAuth: return basicInjector(data);
     case SecretTypes.bearerToken: return bearerInjector(data);
+    case SecretTypes.oauth2ClientCredentials: return new OAuth2Injector(authType, data, ctx);
     default:
       throw new Error(`auth type "${authType.name}": secretType "${authType.secretType}" has no built-in injector (use generator.rego)`);
   }

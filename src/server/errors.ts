@@ -3,6 +3,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
+import { certificateProblem } from '../tls/ca-trust';
 
 export function sendError(res: ServerResponse, status: number, message: string, headers?: Record<string, string>): void {
   if (res.headersSent) {
@@ -42,8 +43,11 @@ export function classifyUpstreamError(err: Error & { code?: string }): { status:
     case 'HPE_INVALID_CONSTANT': case 'HPE_INVALID_HEADER_TOKEN': case 'HPE_INVALID_VERSION': case 'HPE_INVALID_STATUS':
     case 'HPE_INVALID_CHUNK_SIZE': case 'HPE_UNEXPECTED_CONTENT_LENGTH': case 'HPE_INVALID_TRANSFER_ENCODING':
       return { status: 502, reason: 'bad_response', text: 'sent an invalid HTTP response' };
-    default:
+    default: {
+      const cert = certificateProblem(err.code);
+      if (cert !== undefined) return { status: 502, reason: 'tls_certificate', text: cert };
       if (err.code?.startsWith('ERR_TLS') || err.code?.includes('CERT')) return { status: 502, reason: 'tls', text: `TLS failed (${err.code})` };
       return { status: 502, reason: 'error', text: `failed (${err.code ?? err.name})` };
+    }
   }
 }

@@ -9,6 +9,8 @@ import { buildInjector, type Injector, type InjectorContext } from '../inject';
 import { TokenExtractor } from '../auth/extractor';
 import type { PolicyHandle, PolicyStore } from '../rego/policy-store';
 import { requiredSecretKeys } from './validate';
+import type { Dispatcher } from 'undici';
+import { SYSTEM_TRUST, TrustResolver, type TrustOptions, type UpstreamTrust } from '../tls/ca-trust';
 
 export type ResolverKind = 'host' | 'path';
 
@@ -40,6 +42,8 @@ export interface Route {
    * sent to (`spec.address` and URL-valued `spec.addressExtensions[].value`).
    */
   readonly forwardTargets: readonly Upstream[];
+  /** The CAs the tool's certificate is verified against (system roots, global and own CA Secrets). */
+  readonly trust: UpstreamTrust;
 }
 
 function upstreamOf(u: URL): Upstream {
@@ -79,6 +83,10 @@ export interface IndexOptions {
   readonly policies?: PolicyStore;
   /** Largest body a `body` generator may rewrite. */
   readonly maxBodyBytes: number;
+  /** Custom CA trust (--enable-custom-ca-certs and the proxy's namespace); default: system roots only. */
+  readonly trust?: TrustOptions;
+  /** Upstream pools by origin and trust: how injectors reach token endpoints (InjectorContext.dispatcherFor). */
+  readonly dispatcher?: (origin: string, trust: UpstreamTrust) => Dispatcher;
 }
 
 export class ConnectorIndex {
@@ -90,9 +98,11 @@ export class ConnectorIndex {
   private synced = false;
   /** The last compiled policy per class and auth type: served while an edit compiles. */
   private readonly lastGood = new Map<string, PolicyHandle>();
+  private readonly trust: TrustResolver;
 
   constructor(private readonly options: IndexOptions = { maxBodyBytes: 1024 * 1024 }) {
     options.policies?.onSettled(() => this.changed());
+    this.trust = new TrustResolver(options.trust ?? { enabled: false, namespace: '' }, () => this.secrets.values(), (ns, name) => this.secret(ns, name));
   }
 
   /** True once the source delivered its first complete state. */
@@ -170,6 +180,7 @@ export class ConnectorIndex {
   // (an initial list of 10,000 objects) costs nothing until a request needs a route.
   private changed(): void {
     if (this.routes.size > 0) this.routes = new Map();
+    this.trust.invalidate();
     this.preparePolicies();
     this.notify();
   }
@@ -223,13 +234,14 @@ export class ConnectorIndex {
       className: c.spec.connectorClassName,
       upstream,
       forwardTargets: forwardTargetsOf(c, upstream),
+      trust: this.trust.forConnector(c),
     };
     const cls = this.classes.get(c.spec.connectorClassName);
     if (cls === undefined) {
       return { ...base, resolver: 'host', injector: undefined, authType: '', broken: `ConnectorClass "${c.spec.connectorClassName}" not found` };
     }
     const resolver = resolverOf(cls);
-    const { authType, injector, broken } = this.credentials(c, cls);
+    const { authType, injector, broken } = this.credentials(c, cls, base.trust);
     const extractorSource = cls.spec.proxy?.authExtractor?.rego;
     const extractor = extractorSource === undefined ? undefined : this.policy(extractorSource, cls.metadata.name, '', 'authExtractor.rego');
     return {
@@ -303,7 +315,7 @@ export class ConnectorIndex {
     return { kind: 'ok', authType, secretKey, secret, data };
   }
 
-  private credentials(c: Connector, cls: ConnectorClass): { authType?: AuthTypeSpec; injector?: Injector; broken?: string } {
+  private credentials(c: Connector, cls: ConnectorClass, trust: UpstreamTrust = SYSTEM_TRUST): { authType?: AuthTypeSpec; injector?: Injector; broken?: string } {
     const where = `ConnectorClass "${cls.metadata.name}"`;
     const auth = this.resolveAuth(c, cls);
     switch (auth.kind) {
@@ -321,7 +333,15 @@ export class ConnectorIndex {
     }
     const { authType, data } = auth;
     const generator = authType.generator?.rego;
+    const dispatcher = this.options.dispatcher;
     const ctx: InjectorContext = {
+      connector: c,
+      connectorClass: cls,
+      dispatcherFor: (origin) => {
+        if (dispatcher === undefined) throw new Error('no upstream pools configured');
+        return dispatcher(origin, trust);
+      },
+      trustKey: trust.key,
       maxBodyBytes: this.options.maxBodyBytes,
       policy: generator === undefined ? undefined : this.policy(generator, cls.metadata.name, authType.name, 'generator.rego'),
     };

@@ -8,12 +8,18 @@ import { API_VERSION, objectKey, splitObjectKey, type Connector, type ConnectorC
 import { KubeApiError, type KubeWatchApi } from '../kube/client';
 import type { ConnectorIndex } from './connector-index';
 import { Reflector, type ReflectorOptions } from './reflector';
+import { isGlobalCaSecret } from '../tls/ca-trust';
 
 export interface KubeSourceOptions {
   /** Called for every Connector added or changed, and for all of a class's on a class change. */
   readonly onConnector?: (c: Connector) => void;
   /** Restarts of a watch loop, by resource and reason (metrics). */
   readonly onRestart?: (resource: string, reason: string) => void;
+  /**
+   * The proxy's namespace when custom CAs are on: its Secrets labelled
+   * connectors.cpaas.io/ca-cert="true" are kept too (the global CA Secrets).
+   */
+  readonly caNamespace?: string;
   /** Overrides for the reflectors (tests). */
   readonly reflector?: Pick<ReflectorOptions, 'watchTimeoutSeconds' | 'backoffMs' | 'pageSize'>;
 }
@@ -91,6 +97,7 @@ export class KubeSource {
       },
       upsert: (s) => {
         if (this.isReferenced(s)) index.upsert(withKind(s, 'Secret', 'v1'));
+        else this.dropSecret(objectKey(s.metadata.namespace, s.metadata.name)); // e.g. its CA label was removed
       },
       remove: (s) => {
         const key = objectKey(s.metadata.namespace, s.metadata.name);
@@ -134,7 +141,8 @@ export class KubeSource {
   }
 
   private isReferenced(s: Secret): boolean {
-    return this.refCount.has(objectKey(s.metadata.namespace, s.metadata.name));
+    const ns = this.opts.caNamespace;
+    return this.refCount.has(objectKey(s.metadata.namespace, s.metadata.name)) || (ns !== undefined && isGlobalCaSecret(s, ns));
   }
 
   /** Sets a Connector's references, dropping Secrets nobody references any more. */
@@ -158,7 +166,14 @@ export class KubeSource {
       return;
     }
     this.refCount.delete(secret);
-    this.dropSecret(secret);
+    this.release(secret);
+  }
+
+  /** Drops a Secret no Connector references any more, unless it is a global CA Secret. */
+  private release(key: ObjectKey): void {
+    const [ns, name] = splitObjectKey(key);
+    const held = this.index.secret(ns, name);
+    if (held !== undefined && !this.isReferenced(held)) this.index.remove('Secret', ns, name);
   }
 
   /** Forgets a Secret (a no-op, with no index rebuild, when it is not held). */
@@ -177,7 +192,7 @@ export class KubeSource {
       this.refsOf.set(objectKey(c.metadata.namespace, c.metadata.name), refs);
       for (const r of refs) this.refCount.set(r, (this.refCount.get(r) ?? 0) + 1);
     }
-    for (const r of old) if (!this.refCount.has(r)) this.dropSecret(r);
+    for (const r of old) if (!this.refCount.has(r)) this.release(r);
     for (const r of this.refCount.keys()) if (!old.has(r)) void this.fetchIfMissing(r);
   }
 

@@ -146,6 +146,7 @@ function checkConnectorClass(e: FieldErrors, doc: Obj): void {
 /** Keys a Secret of a built-in type must carry (SPEC section 2). */
 export const KNOWN_SECRET_KEYS: Record<string, readonly string[]> = {
   'kubernetes.io/basic-auth': ['username', 'password'],
+  'connectors.cpaas.io/oauth2-client-credentials': ['clientID', 'clientSecret'],
   'kubernetes.io/ssh-auth': ['ssh-privatekey'],
   'connectors.cpaas.io/bearer-token': ['token'],
   'cpaas.io/distribution-registry-token': ['username', 'password'],
