@@ -39,7 +39,7 @@ npx --no-install tsc -p tsconfig.json
 bash scripts/install-opa.sh >/dev/null
 
 if [ $want_test -eq 1 ]; then
-  apt_install git curl
+  apt_install git curl openssl
   # Real etcd + kube-apiserver + kubectl for the Kubernetes-mode tests (built once, cached).
   bash scripts/install-kube.sh
   # hadolint for the Dockerfile lint in test/image.test.ts (linked in .cache/).

@@ -1,0 +1,86 @@
+// Throwaway certificate authorities for HTTPS upstreams, made with the openssl CLI (node:crypto
+// cannot sign certificates), and a real HTTPS tool whose serving certificate can be swapped.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { run } from './run';
+
+const P256 = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+
+export interface KeyPair { readonly cert: string; readonly key: string }
+
+/** A CA in its own temporary folder; `issue()` signs serving certificates with it. */
+export class TestCa {
+  private serial = 0;
+  private constructor(readonly dir: string, readonly name: string, readonly cert: string) {}
+
+  static async create(name: string): Promise<TestCa> {
+    const dir = mkdtempSync(join(tmpdir(), `test-ca-${name}-`));
+    await openssl(dir, ['req', '-x509', ...P256, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', `/CN=${name}`,
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+    return new TestCa(dir, name, readFileSync(join(dir, 'ca.crt'), 'utf8'));
+  }
+
+  /** A serving certificate for `hosts` (DNS names or IPv4 addresses). */
+  async issue(hosts: readonly string[]): Promise<KeyPair> {
+    const n = `leaf${++this.serial}`;
+    await openssl(this.dir, ['req', '-new', ...P256, '-keyout', `${n}.key`, '-out', `${n}.csr`, '-subj', `/CN=${hosts[0]}`]);
+    const san = hosts.map((h) => (/^\d+\.\d+\.\d+\.\d+$/.test(h) ? `IP:${h}` : `DNS:${h}`)).join(',');
+    writeFileSync(join(this.dir, `${n}.ext`), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
+    await openssl(this.dir, ['x509', '-req', '-in', `${n}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', String(1000 + this.serial),
+      '-out', `${n}.crt`, '-days', '2', '-extfile', `${n}.ext`]);
+    return { cert: readFileSync(join(this.dir, `${n}.crt`), 'utf8'), key: readFileSync(join(this.dir, `${n}.key`), 'utf8') };
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function openssl(cwd: string, args: readonly string[]): Promise<void> {
+  const r = await run('openssl', args, { cwd, timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`openssl ${args[0]} failed (${r.code}): ${r.stderr}`);
+}
+
+export interface HttpsTool {
+  readonly server: Server;
+  readonly port: number;
+  /** TLS handshakes completed (new connections). */
+  readonly handshakes: number;
+  /** The SNI names clients sent, in order. */
+  readonly serverNames: string[];
+  /** Serves `pair` to new connections and drops the kept-alive ones. */
+  use(pair: KeyPair): void;
+  close(): Promise<void>;
+}
+
+/** A real HTTPS server on 127.0.0.1 with `pair` as its certificate. */
+export async function startHttpsTool(pair: KeyPair, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<HttpsTool> {
+  const server = createServer({ cert: pair.cert, key: pair.key }, handler);
+  const serverNames: string[] = [];
+  let handshakes = 0;
+  server.on('secureConnection', (s: TLSSocket) => {
+    handshakes++;
+    serverNames.push((s as TLSSocket & { servername?: string | false }).servername || '');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    get handshakes() { return handshakes; },
+    serverNames,
+    use(p) {
+      server.setSecureContext({ cert: p.cert, key: p.key });
+      server.closeIdleConnections();
+    },
+    close: () => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      return closed;
+    },
+  };
+}
