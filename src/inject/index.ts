@@ -6,6 +6,7 @@ import { bearerInjector } from './bearer';
 import type { Injector } from './injector';
 import { RegoInjector } from './rego';
 import { OAuth2Injector } from './oauth2';
+import { RegistryTokenInjector } from './oci';
 import type { PolicyHandle } from '../rego/policy-store';
 
 export { InjectError, type Injector, type OutgoingRequest } from './injector';
@@ -40,7 +41,16 @@ export function buildInjector(authType: AuthTypeSpec, data: ReadonlyMap<string, 
     case SecretTypes.basicAuth: return basicInjector(data);
     case SecretTypes.bearerToken: return bearerInjector(data);
     case SecretTypes.oauth2ClientCredentials: return new OAuth2Injector(authType, data, ctx);
+    case SecretTypes.registryToken: return registryInjector(data, ctx);
     default:
       throw new Error(`auth type "${authType.name}": secretType "${authType.secretType}" has no built-in injector (use generator.rego)`);
   }
+}
+
+/** The registry token flow for the Connector's address (origin and path prefix, as the route uses them). */
+function registryInjector(data: ReadonlyMap<string, string>, ctx: InjectorContext): Injector {
+  let u: URL;
+  try { u = new URL(ctx.connector.spec.address); } catch { throw new Error('the Connector address is not a URL'); }
+  const basePath = u.pathname.endsWith('/') ? u.pathname.slice(0, -1) : u.pathname;
+  return new RegistryTokenInjector(data, { origin: u.origin, basePath, trustKey: ctx.trustKey, dispatcherFor: (o) => ctx.dispatcherFor(o) });
 }
