@@ -16,6 +16,11 @@ export interface ClientAuthenticator {
    * can (a cache hit, a static table) so the request path awaits nothing it need not.
    */
   check(token: string, ref: ConnectorRef): AuthDecision | Promise<AuthDecision>;
+  /**
+   * Decides whether `token` is a valid token at all, for no Connector in particular: the
+   * OCI `/v2/` version check a registry client makes before it names a repository.
+   */
+  authenticate(token: string): AuthDecision | Promise<AuthDecision>;
 }
 
 export const UNAUTHENTICATED: AuthDecision = Object.freeze({

@@ -115,6 +115,13 @@ export class KubeAuthenticator implements ClientAuthenticator {
     return p;
   }
 
+  authenticate(token: string): AuthDecision | Promise<AuthDecision> {
+    if (token === '') return UNAUTHENTICATED;
+    const toDecision = (r: Review): AuthDecision => r.authenticated ? Object.freeze({ allowed: true, user: r.user.username }) : UNAUTHENTICATED;
+    const r = this.review(token, createHash('sha256').update(token).digest('base64'));
+    return r instanceof Promise ? r.then(toDecision, (e: unknown) => this.unavailable(e)) : toDecision(r);
+  }
+
   /** Entries in the decision and token-review caches (metrics, tests). */
   get cacheSize(): { decisions: number; reviews: number } {
     return { decisions: this.decisions.size, reviews: this.reviews.size };
@@ -136,13 +143,18 @@ export class KubeAuthenticator implements ClientAuthenticator {
       const denied = (await Promise.all(checks)).find((d) => d !== undefined);
       return denied ?? Object.freeze({ allowed: true, user: user.username });
     } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
-      this.onError(err);
-      const why = err instanceof KubeUnavailableError ? 'the Kubernetes API server is unreachable'
-        : err instanceof KubeApiError ? `the Kubernetes API server answered ${err.status} ${err.reason}`
-          : 'the Kubernetes API server gave an unexpected answer';
-      return { allowed: false, status: 503, reason: `cannot check the token now: ${why}` };
+      return this.unavailable(e);
     }
+  }
+
+  /** The 503 decision for a failed review, reported through onError. */
+  private unavailable(e: unknown): AuthDecision {
+    const err = e instanceof Error ? e : new Error(String(e));
+    this.onError(err);
+    const why = err instanceof KubeUnavailableError ? 'the Kubernetes API server is unreachable'
+      : err instanceof KubeApiError ? `the Kubernetes API server answered ${err.status} ${err.reason}`
+        : 'the Kubernetes API server gave an unexpected answer';
+    return { allowed: false, status: 503, reason: `cannot check the token now: ${why}` };
   }
 
   /** The TokenReview of a token, cached and coalesced per token (N Connectors, one review). */

@@ -34,6 +34,10 @@ export class StaticTokenAuthenticator implements ClientAuthenticator {
     if (entry.everything || entry.namespaces.has(ref.namespace) || entry.names.get(ref.namespace)?.has(ref.name)) return entry.allowed;
     return entry.forbidden;
   }
+
+  authenticate(token: string): AuthDecision {
+    return this.tokens.get(token)?.allowed ?? UNAUTHENTICATED;
+  }
 }
 
 const PATTERN = /^(\*|\*\/\*|[a-z0-9-]+\/(\*|[a-z0-9]([-a-z0-9.]*[a-z0-9])?))$/;

@@ -327,8 +327,11 @@ function registryFor(username: string, password: string, ctx: RegistryContext): 
   return r;
 }
 
+/** RegistryTokenInjector's `kind`: routes with it get the proxy's Basic challenge instead of the registry's. */
+export const REGISTRY_TOKEN_KIND = 'registry-token';
+
 export class RegistryTokenInjector implements Injector {
-  readonly kind = 'registry-token';
+  readonly kind = REGISTRY_TOKEN_KIND;
   private readonly registry: RegistryAuth;
   private readonly basePath: string;
 

@@ -126,6 +126,12 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     return rewriteLocation(value, this.rewrite);
   }
 
+  /** Called by clientResponseHeaders for WWW-Authenticate. */
+  rewriteChallenge(value: string): string {
+    this.rewrite ??= this.rewriteSource();
+    return this.rewrite.challenge ?? value;
+  }
+
   onData(chunk: Buffer): boolean {
     if (this.ended) return false;
     if (this.held !== undefined) {

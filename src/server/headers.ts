@@ -78,6 +78,11 @@ export interface LocationRewrite {
   readonly publicBase: string;
   /** The path part of publicBase. */
   readonly publicPath: string;
+  /**
+   * Replaces the tool's `WWW-Authenticate`: a registry's Bearer challenge names a token
+   * service the client has no credentials for; the client should meet the proxy's own.
+   */
+  readonly challenge?: string;
 }
 
 /**
@@ -85,20 +90,28 @@ export interface LocationRewrite {
  * the proxy; other hosts are left alone (and the client goes there without our credentials).
  */
 export function rewriteLocation(value: string, rw: LocationRewrite): string {
+  let rest: string;
+  let base: string;
   if (value.charCodeAt(0) === 47 /* / */) {
     if (value.charCodeAt(1) === 47) return value; // scheme-relative: another host
-    if (rw.upstreamPath === '') return rw.publicPath + value;
-    if (value.startsWith(rw.upstreamPath) && isBoundary(value, rw.upstreamPath.length)) {
-      return rw.publicPath + value.slice(rw.upstreamPath.length);
-    }
-    return value;
+    if (rw.upstreamPath === '') rest = value;
+    else if (value.startsWith(rw.upstreamPath) && isBoundary(value, rw.upstreamPath.length)) rest = value.slice(rw.upstreamPath.length);
+    else return value;
+    base = rw.publicPath;
+  } else {
+    const b = rw.upstreamBase;
+    if (value.length < b.length || value.slice(0, b.length).toLowerCase() !== b.toLowerCase() || !isBoundary(value, b.length)) return value;
+    rest = value.slice(b.length);
+    base = rw.publicBase;
   }
-  const base = rw.upstreamBase;
-  if (value.length >= base.length && value.slice(0, base.length).toLowerCase() === base.toLowerCase() && isBoundary(value, base.length)) {
-    return rw.publicBase + value.slice(base.length);
-  }
-  return value;
+  // OCI path form: the prefix sits inside the repository name (`/v2/namespaces/<ns>/connectors/
+  // <name>` + `/<repo>/blobs/uploads/<uuid>`), so the registry's own `/v2` is not repeated.
+  if (rw.publicPath.startsWith(OCI_PUBLIC_PREFIX) && rest.startsWith('/v2/')) rest = rest.slice(3);
+  return base + rest;
 }
+
+/** How OCI path-form prefixes start (src/server/resolve.ts). */
+const OCI_PUBLIC_PREFIX = '/v2/namespaces/';
 
 function isBoundary(s: string, at: number): boolean {
   if (at >= s.length) return true;
@@ -108,9 +121,9 @@ function isBoundary(s: string, at: number): boolean {
 
 /**
  * Builds the flat response header list from undici's raw header buffers, dropping
- * hop-by-hop headers and rewriting `Location`.
+ * hop-by-hop headers and rewriting `Location` (and `WWW-Authenticate` where a route says so).
  */
-export function clientResponseHeaders(raw: readonly Buffer[], rw: { rewriteValue(value: string): string } | undefined): string[] {
+export function clientResponseHeaders(raw: readonly Buffer[], rw: { rewriteValue(value: string): string; rewriteChallenge?(value: string): string } | undefined): string[] {
   const out: string[] = [];
   let listed: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
@@ -120,6 +133,7 @@ export function clientResponseHeaders(raw: readonly Buffer[], rw: { rewriteValue
     if (HOP_BY_HOP.has(lower)) continue;
     let value = raw[i + 1]!.toString('latin1');
     if (rw !== undefined && (lower === 'location' || lower === 'content-location')) value = rw.rewriteValue(value);
+    else if (lower === 'www-authenticate' && rw?.rewriteChallenge !== undefined) value = rw.rewriteChallenge(value);
     out.push(name, value);
   }
   if (listed === undefined) return out;

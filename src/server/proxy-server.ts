@@ -11,6 +11,7 @@ import type { Extracted } from '../auth/extractor';
 import type { ConnectorIndex, Route } from '../sources/connector-index';
 import type { ProxyMetrics, RouteMetrics } from '../metrics/metrics';
 import { InjectError } from '../inject';
+import { REGISTRY_TOKEN_KIND } from '../inject/oci';
 import { sendError, sendSocketError } from './errors';
 import { forward, forwardUpgrade, type Exchange, type ExchangeEnd, type Timeouts, type UpstreamRequest } from './forward';
 import { upstreamRequestHeaders, type LocationRewrite } from './headers';
@@ -20,6 +21,7 @@ import { CONFIGURATIONS_PREFIX, serveConfigurations } from './configurations';
 import type { ProxyAddressOptions } from '../status/proxy-address';
 import { PROXY_AUTHENTICATE, parseProxyAuthorization, parseTarget, targetMatches, type ForwardTarget } from './forward-proxy';
 import { hasDotSegment } from './resolve';
+import { isRegistryBase, serveRegistryBase } from './registry-base';
 
 export interface ProxyDeps {
   readonly index: ConnectorIndex;
@@ -76,6 +78,10 @@ export class ProxyServer {
     }
     const started = performance.now();
     this.inFlight++;
+    if (url !== undefined && isRegistryBase(url) && (req.headers.host === undefined || this.deps.resolver.connectorHost(req.headers.host) === undefined)) {
+      serveRegistryBase(req, res, this.deps.auth, (status, user) => this.finished(req, started, this.deps.metrics.unknownRoute, { status }, undefined, user));
+      return;
+    }
     const self = this;
     const admit = url !== undefined && url.charCodeAt(0) !== 47 /* / */ && req.method !== 'CONNECT' ? this.admitForward : this.admit;
     admit.call(this, req, {
@@ -310,12 +316,15 @@ export class ProxyServer {
     // Forward mode: the client used the tool's own URLs; a Location stays as the tool wrote it.
     if (publicPath === undefined || a.route === undefined) return () => IDENTITY_REWRITE;
     const u = a.route.upstream;
+    // A registry's Bearer challenge is for the proxy's token flow; the client meets the proxy's Basic one.
+    const challenge = a.route.injector?.kind === REGISTRY_TOKEN_KIND ? WWW_AUTHENTICATE : undefined;
     return () => {
       return {
         upstreamBase: u.origin + u.basePath,
         upstreamPath: u.basePath,
         publicBase: `${protoOf(req, this.deps.proto)}://${req.headers.host ?? ''}${publicPath}`,
         publicPath,
+        challenge,
       };
     };
   }
