@@ -61,18 +61,29 @@ export async function startNginx(dir: string, port: number, http: string, cpu: s
   return { port, workerPid: childPids(child.pid!)[0]!, stop: () => stop(child) };
 }
 
-/** The upstream: 1 KiB at /small and a file at /big, both only with the expected Authorization. */
-export function upstreamHttp(port: number, www: string, authorization: string): string {
+/**
+ * The upstream: 1 KiB at /small and a file at /big, both only with the expected Authorization;
+ * with `tls`, the same site also over HTTPS on `tls.port` (certificate from a private CA).
+ */
+export function upstreamHttp(port: number, www: string, authorization: string, tls?: { port: number; cert: string; key: string }): string {
+  const site = `    root ${www};
+    if ($bench_authorized = 0) { return 401; }
+    location = /small { return 200 "${'x'.repeat(1023)}\\n"; }
+    location = /big { }`;
   return `  access_log off;
   sendfile on;
   map $http_authorization $bench_authorized { "${authorization}" 1; default 0; }
   server {
     listen 127.0.0.1:${port};
-    root ${www};
-    if ($bench_authorized = 0) { return 401; }
-    location = /small { return 200 "${'x'.repeat(1023)}\\n"; }
-    location = /big { }
-  }`;
+${site}
+  }${tls ? `
+  server {
+    listen 127.0.0.1:${tls.port} ssl;
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+    ssl_session_cache shared:SSL:1m;
+${site}
+  }` : ''}`;
 }
 
 /** The nginx peer: proxy_pass to the upstream over kept-alive connections, Authorization replaced. */

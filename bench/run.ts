@@ -6,6 +6,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { MAIN, REPO_ROOT, connectorManifests } from '../test/support/proxy';
+import { TestCa } from '../test/support/test-ca';
 import { startNginx, proxyHttp, upstreamHttp, type Nginx } from './nginx';
 import { PolicyCompiler } from '../src/rego/compiler';
 import { firstLine, freePort, memory, run, start, stop, stopAll, terminateAll, waitUntil } from './procs';
@@ -65,6 +66,8 @@ if (tmp === undefined || !existsSync(tmp)) {
 }
 /** The upstream nginx, started first by main(). */
 let upstream: Nginx;
+/** Its HTTPS port and the PEM of the private CA that signed its certificate. */
+let upstreamTls: { port: number; ca: string };
 
 // nginx workers run as nobody when started by root: they must reach the files in here.
 chmodSync(tmp, 0o755);
@@ -126,10 +129,26 @@ stringData: {username: ${TOOL_USER}, password: ${TOOL_PASSWORD}}
 `;
 }
 
-async function startThisProxy(phase: Phase, credentials: Credentials = 'static'): Promise<Target> {
-  const dir = join(tmp!, `proxy-${credentials === 'static' ? '' : `${credentials}-`}${phase}`);
+/** The static Basic Connector pointing at the upstream's HTTPS port, its private CA trusted via caCertSecretRef. */
+function httpsManifests(): string {
+  return connectorManifests({
+    address: `https://127.0.0.1:${upstreamTls.port}`, namespace: 'bench', name: 'tool', resolver: 'path',
+    secretData: { username: TOOL_USER, password: TOOL_PASSWORD },
+  }).replace(/(\n  address: .*\n)/, '$1  caCertSecretRef: {name: upstream-ca}\n') + `---
+apiVersion: v1
+kind: Secret
+metadata: {name: upstream-ca, namespace: bench}
+type: Opaque
+stringData:
+  ca.crt: |
+${upstreamTls.ca.trim().split('\n').map((l) => `    ${l}`).join('\n')}
+`;
+}
+
+async function startThisProxy(phase: Phase, credentials: Credentials = 'static', https = false): Promise<Target> {
+  const dir = join(tmp!, `proxy-${https ? 'https-' : ''}${credentials === 'static' ? '' : `${credentials}-`}${phase}`);
   mkdirSync(join(dir, 'manifests'), { recursive: true });
-  writeFileSync(join(dir, 'manifests', 'bench.yaml'), credentials === 'static'
+  writeFileSync(join(dir, 'manifests', 'bench.yaml'), https ? httpsManifests() : credentials === 'static'
     ? connectorManifests({
       address: `http://127.0.0.1:${upstream.port}`, namespace: 'bench', name: 'tool', resolver: 'path',
       secretData: { username: TOOL_USER, password: TOOL_PASSWORD },
@@ -146,7 +165,7 @@ async function startThisProxy(phase: Phase, credentials: Credentials = 'static')
   const child = start(process.execPath, [...profileFlags(`proxy-${phase}`), MAIN,
     '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--manifests', join(dir, 'manifests'),
     '--tokens', tokens, '--domain', 'bench.local', '--log-level', 'info', '--shutdown-grace-ms', '2000',
-    '--policy-cache-dir', join(dir, 'policies'), ...PROXY_ARGS,
+    '--policy-cache-dir', join(dir, 'policies'), ...(https ? ['--enable-custom-ca-certs'] : []), ...PROXY_ARGS,
   ], { cpu: PEER_CPU, stdio: ['ignore', log, log] });
   closeSync(log);
   await waitUntil('connectors-proxy /readyz', async () => {
@@ -177,6 +196,8 @@ const ALL_PEERS: readonly Peer[] = [
   { name: 'proxy', start: (phase) => startThisProxy(phase) },
   { name: 'proxy-rego', start: (phase) => startThisProxy(phase, 'rego'), rpsOnly: true },
   { name: 'rego-per-req', start: (phase) => startThisProxy(phase, 'rego-per-request'), rpsOnly: true },
+  // The same proxy and Connector, but the tool is served over HTTPS (private CA via caCertSecretRef).
+  { name: 'proxy-https', start: (phase) => startThisProxy(phase, 'static', true) },
   { name: 'undici', start: (phase) => startNodePeer('undici-proxy', phase) },
   { name: 'http-proxy', start: (phase) => startNodePeer('http-proxy', phase) },
   { name: 'node-http', start: (phase) => startNodePeer('node-http-proxy', phase) },
@@ -255,8 +276,15 @@ function ratios(what: string, values: ReadonlyMap<string, number>): string {
   return parts.length === 0 ? '' : `  ${what}: ${parts.join('   ')}\n`;
 }
 
+/** The price of TLS to the tool: the HTTPS-upstream row over the plain one. */
+function httpsRatio(what: string, values: ReadonlyMap<string, number>): string {
+  const plain = values.get('proxy');
+  const https = values.get('proxy-https');
+  return plain === undefined || https === undefined ? '' : `  HTTPS upstream vs plain (${what}): proxy-https/proxy ${(https / plain).toFixed(2)}x\n`;
+}
+
 /** This proxy with other settings: compared with `proxy` on a line of their own. */
-const VARIANTS = new Set(['proxy-rego', 'rego-per-req']);
+const VARIANTS = new Set(['proxy-rego', 'rego-per-req', 'proxy-https']);
 
 const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
 
@@ -269,7 +297,16 @@ async function main(): Promise<void> {
   writeFileSync(big, '');
   truncateSync(big, DOWNLOAD_BYTES); // sparse: no disk, served from the page cache
   const upstreamPort = await freePort();
-  upstream = await startNginx(join(tmp!, 'nginx-upstream'), upstreamPort, upstreamHttp(upstreamPort, www, INJECTED), LOAD_CPU);
+  let tlsPort: number;
+  do tlsPort = await freePort(); while (tlsPort === upstreamPort);
+  const ca = await TestCa.create('bench-upstream-ca');
+  const pair = await ca.issue(['127.0.0.1']);
+  const [certFile, keyFile] = [join(tmp!, 'upstream.crt'), join(tmp!, 'upstream.key')];
+  writeFileSync(certFile, pair.cert);
+  writeFileSync(keyFile, pair.key, { mode: 0o644 }); // read by nginx's worker (nobody when run as root)
+  ca.remove();
+  upstreamTls = { port: tlsPort, ca: ca.cert };
+  upstream = await startNginx(join(tmp!, 'nginx-upstream'), upstreamPort, upstreamHttp(upstreamPort, www, INJECTED, { port: tlsPort, cert: certFile, key: keyFile }), LOAD_CPU);
   await expectStatus(`http://127.0.0.1:${upstream.port}/small`, undefined, '401', 'upstream without credentials');
   await expectStatus(`http://127.0.0.1:${upstream.port}/small`, CLIENT_AUTH, '401', 'upstream with the client token');
   await expectStatus(`http://127.0.0.1:${upstream.port}/small`, INJECTED, `200 ${SMALL_BYTES}`, 'upstream with the injected credentials');
@@ -280,6 +317,7 @@ async function main(): Promise<void> {
     : '  pinning: none (BENCH_PIN=0 or fewer than 2 CPUs)\n');
   out(`  upstream: nginx (1 worker) answering 401 unless Authorization is the injected value; checked before each run\n`);
   out(`  peers: direct = straight to the upstream; proxy = connectors-proxy (auth, injection, metrics, info logs to a file);\n`);
+  out(`         proxy-https = the same, the tool served by the upstream over HTTPS (private CA via caCertSecretRef);\n`);
   out(`         undici = bare undici Pool proxy (bench/peers); http-proxy = npm http-proxy, keep-alive agent;\n`);
   out(`         node-http = bare proxy on Node's http client (bench/peers);\n`);
   out(`         nginx = proxy_pass + upstream keepalive, 1 worker, buffered access log to a file\n\n`);
@@ -296,6 +334,7 @@ async function main(): Promise<void> {
       + rcol(String(r.non2xx), 9) + rcol(String(r.errors), 9) + '\n');
   }
   out(ratios('req/s', rps));
+  out(httpsRatio('req/s', rps));
   const rego = (name: string): string => (rps.has(name) && rps.has('proxy') ? `${name}/proxy ${(rps.get(name)! / rps.get('proxy')!).toFixed(2)}x` : '');
   if (rps.has('proxy-rego') || rps.has('rego-per-req')) {
     out(`  Rego generator vs the static Basic path (same credential): ${[rego('proxy-rego'), rego('rego-per-req')].filter(Boolean).join('   ')}\n`);
@@ -321,6 +360,7 @@ async function main(): Promise<void> {
     out(col(peer.name, NAME_W) + rcol(fix(d.mbps, 0), 10) + rcol(fix(d.idleMiB, 1), 14) + rcol(fix(d.peakMiB, 1), 14) + '\n');
   }
   out(ratios('MB/s', speed));
+  out(httpsRatio('MB/s', speed));
 
   if (PEERS.some((p) => p.name === 'proxy-rego')) await compileTimes(out);
 
