@@ -72,6 +72,10 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     ? new StatusProber(index, source.statusSink, log, {
       intervalMs: cfg.probes.intervalMs, concurrency: Math.max(1, cfg.probes.concurrency), timeoutMs: cfg.probes.timeoutMs,
       proxyAddress: (c, cls) => proxyAddress(c, cls, addressOptions),
+      dispatcherFor: (c) => {
+        const r = index.route(c.metadata.namespace, c.metadata.name);
+        return r && pools.get(r.upstream.origin, r.trust);
+      },
     })
     : undefined;
 

@@ -30,6 +30,7 @@ kind: ConnectorClass
 metadata: {name: https-tool}
 spec:
   address: {type: string}
+  livenessProbe: {http: {path: /healthz}}
   auth:
     types:
       - {name: basic, secretType: kubernetes.io/basic-auth}
@@ -170,6 +171,21 @@ describe('per-Connector CA (spec.caCertSecretRef)', () => {
       tool.use(pairA);
       proxy.writeManifest('own.yaml', connectorYaml('own', { ca: 'own-ca' }) + '---\n' + caSecretYaml('own-ca', 'team', { 'ca.crt': caA.cert, token: DECOY }));
     }
+  });
+
+  test('liveness probes reach the tool with the same CA trust', async () => {
+    const liveness = async (name: string): Promise<string | undefined> => {
+      const r = await request(`http://127.0.0.1:${proxy.opsPort}/status`);
+      const items = (JSON.parse(r.text) as { items: { kind: string; name: string; conditions: { type: string; status: string }[] }[] }).items;
+      return items.find((i) => i.kind === 'Connector' && i.name === name)?.conditions.find((c) => c.type === 'LivenessReady')?.status;
+    };
+    const deadline = Date.now() + 10_000;
+    while ((await liveness('own')) === undefined || (await liveness('none')) === undefined) {
+      assert.ok(Date.now() < deadline, 'probes ran');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(await liveness('own'), 'True');
+    assert.equal(await liveness('none'), 'False');
   });
 
   test('no credential and no Secret value in the logs', () => assertNoSecretsLogged(proxy));

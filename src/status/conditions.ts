@@ -1,6 +1,7 @@
 // The conditions of Connectors and ConnectorClasses (SPEC §2, the docs' "Status Information"),
 // computed from the index and from probes. Probes run with the Connector's own credentials
 // (rendered auth-probe headers), never a client's token; nothing here logs what it sends.
+import type { Dispatcher } from 'undici';
 import type { Condition, Connector, ConnectorClass, HttpProbe, NameValue, Secret } from '../types';
 import { TemplateError } from '../templates';
 import { classTemplate } from '../templates/class-templates';
@@ -11,6 +12,8 @@ export interface CheckOptions {
   readonly timeoutMs: number;
   /** The proxy address this proxy serves `c` at (for ProxyServiceReady), if its class has a proxy. */
   readonly proxyAddress: (c: Connector, cls: ConnectorClass) => string | undefined;
+  /** How a Connector's tool is reached with its CA trust (caCertSecretRef, global CA Secrets). */
+  readonly dispatcherFor?: (c: Connector) => Dispatcher | undefined;
 }
 
 type Status = Condition['status'];
@@ -160,7 +163,7 @@ async function runProbe(type: string, c: Connector, cls: ConnectorClass, http: H
   } catch {
     return cond(type, 'False', 'InvalidProbe', `${field}.path: the rendered path does not make a URL with spec.address`);
   }
-  const outcome = await probe({ url, method, headers, disableRedirect: http.disableRedirect === true, timeoutMs: o.timeoutMs });
+  const outcome = await probe({ url, method, headers, disableRedirect: http.disableRedirect === true, timeoutMs: o.timeoutMs, dispatcher: o.dispatcherFor?.(c) });
   const result = outcomeCondition(type, method, outcome, authFailure);
   // A path template may put a Secret value in the URL: never into a status message.
   return { ...result, message: redact(result.message ?? '', secret) };

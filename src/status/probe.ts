@@ -10,6 +10,8 @@ export interface ProbeRequest {
   readonly headers?: Readonly<Record<string, string>>;
   readonly disableRedirect?: boolean;
   readonly timeoutMs: number;
+  /** Reaches the probed origin (the Connector's CA trust); redirects elsewhere use the default. */
+  readonly dispatcher?: Dispatcher;
 }
 
 export type ProbeOutcome =
@@ -32,6 +34,7 @@ export async function probe(p: ProbeRequest): Promise<ProbeOutcome> {
         headersTimeout: p.timeoutMs,
         bodyTimeout: p.timeoutMs,
         signal: AbortSignal.timeout(p.timeoutMs),
+        ...(sameOrigin && p.dispatcher ? { dispatcher: p.dispatcher } : {}),
       });
     } catch (e) {
       const err = e as { code?: string; name?: string; message?: string };
