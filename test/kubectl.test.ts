@@ -13,10 +13,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KUBE_BIN_DIR, startKube, type KubeCluster } from './support/kube';
-import { request, type Reply } from './support/http';
+import { eventually as retry, request, type Reply } from './support/http';
 import { REPO_ROOT, startProxy, type ProxyProcess } from './support/proxy';
 import { run } from './support/run';
-import { TestCa } from './support/test-ca';
+import { TestCa, caSecretYaml as caSecret } from './support/test-ca';
+
+const caSecretYaml = (name: string, namespace: string, pem: string, global = false): string => caSecret(name, namespace, { 'ca.crt': pem }, global);
+/** Watch-driven changes through a real API server: a little more time. */
+const eventually = (what: string, fn: () => Promise<Reply>, check: (r: Reply) => boolean): Promise<Reply> => retry(what, fn, check, 15_000, 200);
 
 const NS = 'team-k';
 const WORK = 'work';
@@ -24,7 +28,6 @@ const KUBECTL = join(KUBE_BIN_DIR, 'kubectl');
 const deploy = (f: string): string => readFileSync(join(REPO_ROOT, 'deploy', f), 'utf8');
 const docs = (...d: string[]): string => d.join('\n---\n');
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
-const indent = (pem: string, n: number): string => pem.trim().split('\n').map((l) => ' '.repeat(n) + l).join('\n');
 
 // The K8s ConnectorClass of the docs (docs/en/connectors-k8s): bearer token of a ServiceAccount
 // of the target cluster. Path resolver, so kubectl needs no DNS name: --server carries the path.
@@ -80,20 +83,6 @@ spec:
 `;
 }
 
-function caSecretYaml(name: string, namespace: string, pem: string, global = false): string {
-  return `
-apiVersion: v1
-kind: Secret
-metadata:
-  name: ${name}
-  namespace: ${namespace}${global ? '\n  labels: {connectors.cpaas.io/ca-cert: "true"}' : ''}
-type: Opaque
-stringData:
-  ca.crt: |
-${indent(pem, 4)}
-`;
-}
-
 let kube: KubeCluster;
 let tmp: string;
 let otherCa: TestCa;
@@ -129,16 +118,6 @@ function kubectl(p: ProxyProcess, name: string, args: readonly string[], input?:
 
 function viaProxy(p: ProxyProcess, name: string, path: string): Promise<Reply> {
   return request(`http://127.0.0.1:${p.port}${prefix(name)}${path}`, { headers: { authorization: `Bearer ${clientToken}` } });
-}
-
-async function eventually(what: string, fn: () => Promise<Reply>, check: (r: Reply) => boolean, timeoutMs = 15_000): Promise<Reply> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await fn();
-    if (check(r)) return r;
-    if (Date.now() > deadline) throw new Error(`${what}: last answer ${r.status} ${r.text}`);
-    await new Promise((res) => setTimeout(res, 200));
-  }
 }
 
 async function kubeProxy(args: readonly string[]): Promise<ProxyProcess> {

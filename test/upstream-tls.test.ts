@@ -6,9 +6,9 @@
 // insecureSkipVerify only as an explicit Connector param, warned about.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request, type Reply } from './support/http';
+import { eventually, request, type Reply } from './support/http';
 import { basic, startProxy, type ProxyProcess } from './support/proxy';
-import { TestCa, startHttpsTool, type HttpsTool, type KeyPair } from './support/test-ca';
+import { TestCa, caSecretYaml, startHttpsTool, type HttpsTool, type KeyPair } from './support/test-ca';
 
 const CLIENT = basic('anyone', 'good-token-123');
 const TOOL_PASSWORD = 'tls-tool-secret-pw-7f3a';
@@ -21,8 +21,6 @@ let pairA: KeyPair;
 let pairB: KeyPair;
 let tool: HttpsTool;
 const proxies: ProxyProcess[] = [];
-
-const indent = (pem: string, n: number): string => pem.trim().split('\n').map((l) => ' '.repeat(n) + l).join('\n');
 
 function classYaml(): string {
   return `apiVersion: connectors.alauda.io/v1alpha1
@@ -54,32 +52,8 @@ spec:
 `;
 }
 
-/** A CA Secret; `data` maps keys to PEM text (or anything else). */
-function caSecretYaml(name: string, namespace: string, data: Record<string, string>, global = false): string {
-  return `apiVersion: v1
-kind: Secret
-metadata:
-  name: ${name}
-  namespace: ${namespace}${global ? '\n  labels: {connectors.cpaas.io/ca-cert: "true"}' : ''}
-type: Opaque
-stringData:
-${Object.entries(data).map(([k, v]) => `  ${k}: |\n${indent(v, 4)}`).join('\n')}
-`;
-}
-
 function call(proxy: ProxyProcess, name: string, path = '/x'): Promise<Reply> {
   return request(proxy.url(path), { headers: { host: `c-${name}.team.proxy.test:${proxy.port}`, authorization: CLIENT } });
-}
-
-/** Retries until `check` passes (the proxy reloads manifests within ~150 ms of a change). */
-async function eventually(what: string, fn: () => Promise<Reply>, check: (r: Reply) => boolean, timeoutMs = 8000): Promise<Reply> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await fn();
-    if (check(r)) return r;
-    if (Date.now() > deadline) throw new Error(`${what}: last answer ${r.status} ${r.text}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
 }
 
 async function proxyWith(manifests: Record<string, string>, args: readonly string[]): Promise<ProxyProcess> {

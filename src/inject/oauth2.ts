@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
 import type { AuthTypeSpec, Connector, ConnectorClass } from '../types';
-import { certificateProblem } from '../tls/ca-trust';
+import { parseJsonObject, readLimited, safeText, transportReason } from './token-endpoint';
 import { InjectError, assertHeaderSafe, getHeader, setHeader, type Injector, type OutgoingRequest } from './injector';
 
 export type ClientAuthMethod = 'basic' | 'body';
@@ -139,14 +139,14 @@ class TokenSource {
         headersTimeout: TOKEN_TIMEOUT_MS, bodyTimeout: TOKEN_TIMEOUT_MS,
       });
       status = res.statusCode;
-      text = await readLimited(res.body);
+      text = await readLimited(res.body, TOKEN_BODY_LIMIT);
     } catch (err) {
       throw new InjectError(`${where} ${transportReason(err as Error & { code?: string })}`);
     }
-    const body = parseJson(text);
+    const body = parseJsonObject(text);
     if (status !== 200) {
-      const error = typeof body?.error === 'string' ? clean(body.error, cfg) : undefined;
-      const description = typeof body?.error_description === 'string' ? clean(body.error_description, cfg) : undefined;
+      const error = typeof body?.error === 'string' ? safeText(body.error, [cfg.clientSecret]) : undefined;
+      const description = typeof body?.error_description === 'string' ? safeText(body.error_description, [cfg.clientSecret]) : undefined;
       const detail = error ? `${error}${description ? `: ${description}` : ''}` : 'no OAuth2 error in the answer';
       throw new InjectError(`${where} refused the client credentials grant (HTTP ${status}, ${detail})`);
     }
@@ -154,7 +154,7 @@ class TokenSource {
     if (typeof token !== 'string' || token === '') throw new InjectError(`${where} answered 200 without an access_token`);
     const type = body?.token_type;
     if (type !== undefined && (typeof type !== 'string' || type.toLowerCase() !== 'bearer')) {
-      throw new InjectError(`${where} issued a token of type ${typeof type === 'string' ? JSON.stringify(clean(type, cfg)) : 'unknown'}, not Bearer`);
+      throw new InjectError(`${where} issued a token of type ${typeof type === 'string' ? JSON.stringify(safeText(type, [cfg.clientSecret])) : 'unknown'}, not Bearer`);
     }
     assertHeaderSafe(token, `the access token from ${where}`);
     const expiresIn = Number(body?.expires_in ?? DEFAULT_LIFETIME_S);
@@ -167,43 +167,6 @@ class TokenSource {
 /** application/x-www-form-urlencoded encoding of one value (RFC 6749 appendix B). */
 function formEncode(v: string): string {
   return encodeURIComponent(v).replace(/%20/g, '+').replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
-}
-
-/** An error text from the token endpoint, made safe for a 502 body and a log line. */
-function clean(s: string, cfg: ClientCredentialsConfig): string {
-  let out = s.replace(/[^\x20-\x7e]/g, ' ').slice(0, 300);
-  // A careless endpoint may echo what it got; the client secret never leaves.
-  for (const secret of [cfg.clientSecret, formEncode(cfg.clientSecret), encodeURIComponent(cfg.clientSecret)]) {
-    if (secret.length >= 4) out = out.split(secret).join('[hidden]');
-  }
-  return out;
-}
-
-function parseJson(text: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(text);
-    return v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function readLimited(body: AsyncIterable<Buffer> & { destroy(): void }): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of body) {
-    size += c.length;
-    if (size > TOKEN_BODY_LIMIT) {
-      body.destroy();
-      throw Object.assign(new Error('answer too large'), { code: 'TOO_LARGE' });
-    }
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks, size).toString('utf8');
-}
-
-function transportReason(err: Error & { code?: string }): string {
-  return certificateProblem(err.code) ?? `could not be reached (${err.code ?? err.name})`;
 }
 
 // Routes (and so injectors) are rebuilt whenever the index changes; the token sources live

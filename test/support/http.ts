@@ -27,3 +27,14 @@ export function request(url: string, opts: { method?: string; headers?: Outgoing
     req.end(opts.body);
   });
 }
+
+/** Repeats `fn` until `check` accepts its answer (watch- and reload-driven changes); throws with the last one. */
+export async function eventually(what: string, fn: () => Promise<Reply>, check: (r: Reply) => boolean, timeoutMs = 10_000, everyMs = 100): Promise<Reply> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await fn();
+    if (check(r)) return r;
+    if (Date.now() > deadline) throw new Error(`${what}: last answer ${r.status} ${r.text}`);
+    await new Promise((res) => setTimeout(res, everyMs));
+  }
+}

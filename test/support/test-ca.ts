@@ -84,3 +84,17 @@ export async function startHttpsTool(pair: KeyPair, handler: (req: IncomingMessa
     },
   };
 }
+
+/** A CA Secret manifest: `data` maps keys to PEM text; `global` adds the connectors.cpaas.io/ca-cert label. */
+export function caSecretYaml(name: string, namespace: string, data: Record<string, string>, global = false): string {
+  const indent = (text: string): string => text.trim().split('\n').map((l) => `    ${l}`).join('\n');
+  return `apiVersion: v1
+kind: Secret
+metadata:
+  name: ${name}
+  namespace: ${namespace}${global ? '\n  labels: {connectors.cpaas.io/ca-cert: "true"}' : ''}
+type: Opaque
+stringData:
+${Object.entries(data).map(([k, v]) => `  ${k}: |\n${indent(v)}`).join('\n')}
+`;
+}
