@@ -90,6 +90,7 @@ export interface LocationRewrite {
  * the proxy; other hosts are left alone (and the client goes there without our credentials).
  */
 export function rewriteLocation(value: string, rw: LocationRewrite): string {
+  const oci = rw.publicPath.startsWith(OCI_PUBLIC_PREFIX);
   let rest: string;
   let base: string;
   if (value.charCodeAt(0) === 47 /* / */) {
@@ -98,16 +99,31 @@ export function rewriteLocation(value: string, rw: LocationRewrite): string {
     else if (value.startsWith(rw.upstreamPath) && isBoundary(value, rw.upstreamPath.length)) rest = value.slice(rw.upstreamPath.length);
     else return value;
     base = rw.publicPath;
-  } else {
-    const b = rw.upstreamBase;
-    if (value.length < b.length || value.slice(0, b.length).toLowerCase() !== b.toLowerCase() || !isBoundary(value, b.length)) return value;
-    rest = value.slice(b.length);
+  } else if (startsWithUrl(value, rw.upstreamBase)) {
+    rest = value.slice(rw.upstreamBase.length);
     base = rw.publicBase;
+  } else if (oci && !startsWithUrl(value, rw.publicBase) && startsWithUrl(value, publicOrigin(rw))) {
+    // A registry that honours X-Forwarded-Host (distribution does) writes the proxy's origin
+    // without the path-form prefix: `http://<proxy>/v2/<repo>/blobs/uploads/<uuid>`.
+    rest = value.slice(publicOrigin(rw).length);
+    if (!rest.startsWith('/v2/')) return value;
+    base = rw.publicBase;
+  } else {
+    return value;
   }
   // OCI path form: the prefix sits inside the repository name (`/v2/namespaces/<ns>/connectors/
   // <name>` + `/<repo>/blobs/uploads/<uuid>`), so the registry's own `/v2` is not repeated.
-  if (rw.publicPath.startsWith(OCI_PUBLIC_PREFIX) && rest.startsWith('/v2/')) rest = rest.slice(3);
+  if (oci && rest.startsWith('/v2/')) rest = rest.slice(3);
   return base + rest;
+}
+
+function startsWithUrl(value: string, base: string): boolean {
+  return value.length >= base.length && value.slice(0, base.length).toLowerCase() === base.toLowerCase() && isBoundary(value, base.length);
+}
+
+/** `http://proxy-host`: publicBase without its path. */
+function publicOrigin(rw: LocationRewrite): string {
+  return rw.publicBase.slice(0, rw.publicBase.length - rw.publicPath.length);
 }
 
 /** How OCI path-form prefixes start (src/server/resolve.ts). */

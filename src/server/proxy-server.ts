@@ -318,11 +318,13 @@ export class ProxyServer {
     const u = a.route.upstream;
     // A registry's Bearer challenge is for the proxy's token flow; the client meets the proxy's Basic one.
     const challenge = a.route.injector?.kind === REGISTRY_TOKEN_KIND ? WWW_AUTHENTICATE : undefined;
+    // Read now: once a streamed request body is consumed, `req.socket` may already be gone.
+    const proto = protoOf(req, this.deps.proto);
     return () => {
       return {
         upstreamBase: u.origin + u.basePath,
         upstreamPath: u.basePath,
-        publicBase: `${protoOf(req, this.deps.proto)}://${req.headers.host ?? ''}${publicPath}`,
+        publicBase: `${proto}://${req.headers.host ?? ''}${publicPath}`,
         publicPath,
         challenge,
       };
