@@ -44,6 +44,9 @@ if [ $want_test -eq 1 ]; then
   bash scripts/install-kube.sh
   # hadolint for the Dockerfile lint in test/image.test.ts (linked in .cache/).
   bash scripts/install-hadolint.sh >/dev/null
+  # A real registry (distribution 2.8) and OCI clients for test/oci.test.ts; crane from the Go proxy.
+  apt_install docker-registry skopeo
+  bash scripts/install-oci.sh >/dev/null
 fi
 if [ $want_bench -eq 1 ]; then
   apt_install wrk nginx-light
