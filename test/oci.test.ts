@@ -14,6 +14,7 @@ import { request } from './support/http';
 import { basic, REPO_ROOT, startProxy, type ProxyProcess } from './support/proxy';
 import { startRegistryHarness, type RegistryHarness } from './support/registry';
 import { run, type RunResult } from './support/run';
+import { startUpstream, type Upstream } from './support/upstream';
 import { parseChallenge, scopesFor } from '../src/inject/oci';
 import { rewriteLocation } from '../src/server/headers';
 
@@ -328,6 +329,16 @@ describe('OCI registry token flow through the proxy (skopeo, crane, docker-regis
     assert.equal(h.tokens.count('repository:cached:pull,push'), 1, 'the push fetched its pull,push token once');
   });
 
+  test('single flight: 30 concurrent requests for a new scope cost one token request', async () => {
+    const l = await layer('flight', { 'f.txt': 'flight\n' });
+    await pushDirect(l, 'flight:1');
+    const before = h.tokens.count('repository:flight:pull');
+    const replies = await Promise.all(Array.from({ length: 30 }, () =>
+      request(proxy.url(`/v2/${P('registry')}/flight/blobs/${l.digest}`), { method: 'HEAD', headers: { authorization: basic('x', TOKEN) } })));
+    assert.deepEqual([...new Set(replies.map((r) => r.status))], [200]);
+    assert.equal(h.tokens.count('repository:flight:pull') - before, 1);
+  });
+
   test('the registry refuses a token (revoked/expired early): the proxy fetches a new one and retries once', async () => {
     const l = await layer('retry', { 'r.txt': 'retry\n' });
     await pushDirect(l, 'retry:1');
@@ -476,5 +487,68 @@ describe('OCI pieces', () => {
     assert.equal(rewriteLocation('http://reg:5000/v2/app/blobs/uploads/u', host), 'http://c-r.t.d/v2/app/blobs/uploads/u');
     const plain = { upstreamBase: 'http://git:80/x', upstreamPath: '/x', publicBase: 'http://proxy/namespaces/t/connectors/g', publicPath: '/namespaces/t/connectors/g' };
     assert.equal(rewriteLocation('/x/v2/y', plain), '/namespaces/t/connectors/g/v2/y');
+  });
+});
+
+describe('OCI registries without a token service: Basic, or none', () => {
+  let basicReg: Upstream;
+  let openReg: Upstream;
+  let proxy: ProxyProcess;
+  const wantBasic = 'Basic ' + Buffer.from(`${USER}:${PASSWORD}`).toString('base64');
+
+  before(async () => {
+    basicReg = await startUpstream((req, res) => {
+      if (req.headers.authorization !== wantBasic) {
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="registry"', 'docker-distribution-api-version': 'registry/2.0' }).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'docker-distribution-api-version': 'registry/2.0' }).end('{"tags":["a"]}');
+    });
+    openReg = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"tags":["b"]}');
+    });
+    const docs = [basicReg, openReg].map((u, i) => `apiVersion: connectors.alauda.io/v1alpha1
+kind: Connector
+metadata: {name: reg${i}, namespace: team}
+spec:
+  connectorClassName: oci
+  address: ${u.origin}
+  auth: {name: tokenAuth, secretRef: {name: creds}}
+`);
+    proxy = await startProxy({ manifests: { 'oci.yaml': `apiVersion: connectors.alauda.io/v1alpha1
+kind: ConnectorClass
+metadata:
+  name: oci
+  annotations: {connectors.cpaas.io/proxy-resolver: path}
+spec:
+  address: {type: string}
+  auth:
+    types:
+      - name: tokenAuth
+        secretType: cpaas.io/distribution-registry-token
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: team}
+type: cpaas.io/distribution-registry-token
+stringData: {username: ${USER}, password: ${JSON.stringify(PASSWORD)}}
+---
+${docs.join('---\n')}` } });
+  });
+
+  after(async () => {
+    await proxy?.stop();
+    await basicReg?.close();
+    await openReg?.close();
+  });
+
+  test('a registry that challenges Basic gets the Secret as Basic; one that answers 200 gets no credentials', async () => {
+    const a = await request(proxy.url(`/v2/${P('reg0')}/app/tags/list`), { headers: { authorization: basic('x', TOKEN) } });
+    assert.equal(a.status, 200, a.text);
+    assert.equal(a.text, '{"tags":["a"]}');
+    const b = await request(proxy.url(`/v2/${P('reg1')}/app/tags/list`), { headers: { authorization: basic('x', TOKEN) } });
+    assert.equal(b.status, 200, b.text);
+    assert.equal(openReg.seen.filter((r) => r.headers.authorization !== undefined).length, 0, 'nothing sent to an open registry');
+    assert.ok(!proxy.logs().includes(PASSWORD));
   });
 });
