@@ -6,8 +6,8 @@
 // registry's 401 fetches once more for the scope the challenge names.
 import { createHash } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
-import { certificateProblem } from '../tls/ca-trust';
 import { InjectError, assertHeaderSafe, getHeader, setHeader, type Injector, type OutgoingRequest } from './injector';
+import { parseJsonObject, readLimited, safeText, transportReason } from './token-endpoint';
 
 /** What the injector needs from its surroundings. */
 export interface RegistryContext {
@@ -243,11 +243,11 @@ class RegistryAuth {
         headersTimeout: TIMEOUT_MS, bodyTimeout: TIMEOUT_MS,
       });
       status = res.statusCode;
-      text = await readLimited(res.body);
+      text = await readLimited(res.body, BODY_LIMIT);
     } catch (err) {
       throw new InjectError(`${where} ${transportReason(err as Error & { code?: string })}`);
     }
-    const body = parseJson(text);
+    const body = parseJsonObject(text);
     const what = scopes.length === 0 ? 'a token' : `a token for ${scopes.join(' ')}`;
     if (status !== 200) {
       throw new InjectError(`${where} refused ${what} with the Secret's username and password (HTTP ${status}${this.registryMessage(body)})`);
@@ -272,42 +272,13 @@ class RegistryAuth {
       msg = body?.details ?? body?.error_description ?? body?.error ?? body?.message;
     }
     if (typeof msg !== 'string' || msg === '') return '';
-    let out = msg.replace(/[^\x20-\x7e]/g, ' ').slice(0, 300);
     // A careless token service may echo what it got; the password never leaves.
-    if (this.password.length >= 4) out = out.split(this.password).join('[hidden]');
-    return `: ${out}`;
+    return `: ${safeText(msg, [this.password])}`;
   }
 }
 
 function basicHeader(username: string, password: string): string {
   return 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64');
-}
-
-function parseJson(text: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(text);
-    return v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function readLimited(body: AsyncIterable<Buffer> & { destroy(): void }): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of body) {
-    size += c.length;
-    if (size > BODY_LIMIT) {
-      body.destroy();
-      throw Object.assign(new Error('answer too large'), { code: 'TOO_LARGE' });
-    }
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks, size).toString('utf8');
-}
-
-function transportReason(err: Error & { code?: string }): string {
-  return certificateProblem(err.code) ?? `could not be reached (${err.code ?? err.name})`;
 }
 
 // Routes (and so injectors) are rebuilt whenever the index changes; challenges and tokens
