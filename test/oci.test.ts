@@ -15,7 +15,7 @@ import { basic, REPO_ROOT, startProxy, type ProxyProcess } from './support/proxy
 import { startRegistryHarness, type RegistryHarness } from './support/registry';
 import { run, type RunResult } from './support/run';
 import { startUpstream, type Upstream } from './support/upstream';
-import { parseChallenge, scopesFor } from '../src/inject/oci';
+import { mergeScopes, parseChallenge, scopesFor } from '../src/inject/oci';
 import { rewriteLocation } from '../src/server/headers';
 
 const CRANE = join(REPO_ROOT, '.cache', 'crane');
@@ -460,6 +460,12 @@ describe('OCI pieces', () => {
     assert.deepEqual(scopesFor('GET', '/v2/x/manifests/blobs'), ['repository:x:pull']);
     assert.deepEqual(scopesFor('POST', '/v2/dst/blobs/uploads/?mount=sha256:00&from=src/repo'), ['repository:dst:pull,push', 'repository:src/repo:pull']);
     assert.deepEqual(scopesFor('GET', '/v2/_catalog?n=5'), ['registry:catalog:*']);
+  });
+
+  test('mergeScopes: the scope of a challenge joins those of the request, actions of one resource merged in a fixed order', () => {
+    assert.deepEqual(mergeScopes(['repository:a:pull,push'], ['repository:a:push,pull']), ['repository:a:pull,push']);
+    assert.deepEqual(mergeScopes(['repository:a:pull'], ['repository:a:push', 'repository:b/c:pull']), ['repository:a:pull,push', 'repository:b/c:pull']);
+    assert.deepEqual(mergeScopes([], ['registry:catalog:*', '']), ['registry:catalog:*']);
   });
 
   test('parseChallenge: quoted commas, bare tokens, case', () => {

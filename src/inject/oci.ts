@@ -96,6 +96,26 @@ export function scopesFor(method: string, path: string): string[] {
   return scopes;
 }
 
+const ACTION_ORDER: Record<string, number> = { pull: 0, push: 1, delete: 2 };
+
+/**
+ * `a` plus the scopes of `b`, actions of the same resource joined (`repository:x:push,pull`
+ * from a challenge is `repository:x:pull,push` already asked): one cache key per need.
+ */
+export function mergeScopes(a: readonly string[], b: readonly string[]): string[] {
+  const byResource = new Map<string, Set<string>>();
+  for (const s of [...a, ...b]) {
+    const last = s.lastIndexOf(':');
+    if (s === '' || last <= 0) continue;
+    const resource = s.slice(0, last);
+    let actions = byResource.get(resource);
+    if (actions === undefined) byResource.set(resource, actions = new Set());
+    for (const x of s.slice(last + 1).split(',')) if (x !== '') actions.add(x);
+  }
+  const rank = (x: string): number => ACTION_ORDER[x] ?? 3;
+  return [...byResource].map(([r, actions]) => `${r}:${[...actions].sort((x, y) => rank(x) - rank(y) || x.localeCompare(y)).join(',')}`);
+}
+
 /** One registry as seen with one Secret: its challenge and its tokens by scope. */
 class RegistryAuth {
   private challenge: Challenge | undefined;
@@ -139,7 +159,7 @@ class RegistryAuth {
       if (realm !== undefined) c = this.challenge = this.bearer(realm, parsed.params.get('service'));
       const wanted = parsed.params.get('scope');
       // The registry says which scope it wants (e.g. a mount's `from` repository): ask for that as well.
-      if (wanted !== undefined) scopes = [...new Set([...scopes, ...wanted.split(' ').filter((s) => s !== '')])];
+      if (wanted !== undefined) scopes = mergeScopes(scopes, wanted.split(' '));
     } else if (parsed?.scheme === 'basic') {
       c = this.challenge = { kind: 'basic' };
     }
