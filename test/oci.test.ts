@@ -74,6 +74,18 @@ stringData:
     connector('registry-h', 'oci-host', h.registry.url, 'registry-creds'),
     connector('redirecting', 'oci', h.redirecting.url, 'registry-creds'),
     connector('badcreds', 'oci', h.registry.url, 'wrong-creds'),
+    // No Secret: the optional tokenAuth runs the token flow anonymously.
+    `apiVersion: connectors.alauda.io/v1alpha1
+kind: Connector
+metadata:
+  name: public
+  namespace: team
+spec:
+  connectorClassName: oci
+  address: ${h.registry.url}
+  auth:
+    name: tokenAuth
+`,
   ].join('---\n');
 }
 
@@ -419,6 +431,28 @@ describe('OCI registry token flow through the proxy (skopeo, crane, docker-regis
       assert.ok(!(r.authorization ?? '').includes(Buffer.from(`anyone:${TOKEN}`).toString('base64')), 'blob host got the SA token');
       assert.ok(!(r.authorization ?? '').includes(Buffer.from(`${USER}:${PASSWORD}`).toString('base64')), 'blob host got the Secret');
     }
+  });
+
+  test('a Connector without a Secret (optional tokenAuth) runs the token flow anonymously: pulls of public repositories work', async () => {
+    const l = await layer('public', { 'p.txt': 'public\n' });
+    await pushDirect(l, 'public/img:1');
+    h.tokens.anonymousPull = true;
+    try {
+      const before = h.tokens.anonymousRequests;
+      const out = join(work, 'public-pulled');
+      ok(await crane(['pull', '--format', 'oci', `${host}/${P('public')}/public/img:1`, out]), 'crane pull (anonymous upstream)');
+      assert.ok(readFileSync(join(out, 'blobs', 'sha256', l.digest.slice(7))).length > 0);
+      assert.ok(h.tokens.anonymousRequests > before, 'the token service was asked without credentials');
+      // A push gets a pull-only token: the registry refuses, the client sees the proxy's challenge.
+      const push = await request(proxy.url(`/v2/${P('public')}/public/img/blobs/uploads/`), { method: 'POST', headers: { authorization: basic('x', TOKEN), 'content-length': '0' } });
+      assert.equal(push.status, 401);
+      assert.match(String(push.headers['www-authenticate']), /^Basic /);
+    } finally {
+      h.tokens.anonymousPull = false;
+    }
+    const refused = await request(proxy.url(`/v2/${P('public')}/other/manifests/1`), { headers: { authorization: basic('x', TOKEN) } });
+    assert.equal(refused.status, 502);
+    assert.match(refused.text, /refused a token for repository:other:pull to an anonymous client \(no Secret\)/);
   });
 
   test('wrong Secret password: 502 naming the Connector, class, auth type and the token service answer, never the password', async () => {

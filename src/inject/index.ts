@@ -47,8 +47,18 @@ export function buildInjector(authType: AuthTypeSpec, data: ReadonlyMap<string, 
   }
 }
 
+/**
+ * The injector of an optional auth type whose Connector names no Secret, if it has one: the
+ * registry token flow runs anonymously (a registry with token auth wants a token for public
+ * repositories too). Undefined: the request goes without credentials.
+ */
+export function anonymousInjector(authType: AuthTypeSpec, ctx: () => InjectorContext): Injector | undefined {
+  if (authType.generator?.rego !== undefined || authType.secretType !== SecretTypes.registryToken) return undefined;
+  return registryInjector(undefined, ctx());
+}
+
 /** The registry token flow for the Connector's address (origin and path prefix, as the route uses them). */
-function registryInjector(data: ReadonlyMap<string, string>, ctx: InjectorContext): Injector {
+function registryInjector(data: ReadonlyMap<string, string> | undefined, ctx: InjectorContext): Injector {
   let u: URL;
   try { u = new URL(ctx.connector.spec.address); } catch { throw new Error('the Connector address is not a URL'); }
   const basePath = u.pathname.endsWith('/') ? u.pathname.slice(0, -1) : u.pathname;

@@ -176,7 +176,7 @@ class RegistryAuth {
 
   private forChallenge(c: Challenge, scopes: readonly string[]): string | undefined | Promise<string> {
     if (c.kind === 'none') return undefined;
-    if (c.kind === 'basic') return basicHeader(this.username, this.password);
+    if (c.kind === 'basic') return this.username === '' && this.password === '' ? undefined : basicHeader(this.username, this.password);
     const key = scopes.join(' ');
     const t = this.tokens.get(key);
     if (t !== undefined && Date.now() < t.refreshAt) return t.header;
@@ -270,7 +270,7 @@ class RegistryAuth {
     const body = parseJsonObject(text);
     const what = scopes.length === 0 ? 'a token' : `a token for ${scopes.join(' ')}`;
     if (status !== 200) {
-      throw new InjectError(`${where} refused ${what} with the Secret's username and password (HTTP ${status}${this.registryMessage(body)})`);
+      throw new InjectError(`${where} refused ${what} ${this.username === '' && this.password === '' ? 'to an anonymous client (no Secret)' : "with the Secret's username and password"} (HTTP ${status}${this.registryMessage(body)})`);
     }
     const token = typeof body?.token === 'string' && body.token !== '' ? body.token : body?.access_token;
     if (typeof token !== 'string' || token === '') throw new InjectError(`${where} answered 200 without a token`);
@@ -326,11 +326,12 @@ export class RegistryTokenInjector implements Injector {
   private readonly registry: RegistryAuth;
   private readonly basePath: string;
 
-  constructor(data: ReadonlyMap<string, string>, ctx: RegistryContext) {
-    const username = data.get('username') ?? '';
-    const password = data.get('password') ?? '';
-    if (username === '') throw new Error('Secret key "username" is empty');
-    if (password === '') throw new Error('Secret key "password" is empty');
+  /** `data` undefined: anonymous (no Secret; the token service is asked without credentials). */
+  constructor(data: ReadonlyMap<string, string> | undefined, ctx: RegistryContext) {
+    const username = data?.get('username') ?? '';
+    const password = data?.get('password') ?? '';
+    if (data !== undefined && username === '') throw new Error('Secret key "username" is empty');
+    if (data !== undefined && password === '') throw new Error('Secret key "password" is empty');
     this.basePath = ctx.basePath;
     this.registry = registryFor(username, password, ctx);
   }

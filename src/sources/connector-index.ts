@@ -5,7 +5,7 @@ import {
   RESOLVER_ANNOTATION, objectKey, type AuthTypeSpec, type Connector, type ConnectorClass,
   type ObjectKey, type Resource, type Secret,
 } from '../types';
-import { buildInjector, type Injector, type InjectorContext } from '../inject';
+import { buildInjector, anonymousInjector, type Injector, type InjectorContext } from '../inject';
 import { TokenExtractor } from '../auth/extractor';
 import type { PolicyHandle, PolicyStore } from '../rego/policy-store';
 import { requiredSecretKeys } from './validate';
@@ -323,8 +323,9 @@ export class ConnectorIndex {
       case 'unknown-type': return { broken: `${where} has no auth type "${auth.wanted}" (spec.auth.name)` };
       case 'ambiguous': return { broken: `${where} has several auth types: set spec.auth.name to one of ${auth.names.join(', ')}` };
       case 'no-secret':
+        // A registry token flow runs anonymously without a Secret (public repositories need a token too).
         return auth.authType.optional
-          ? { authType: auth.authType }
+          ? { authType: auth.authType, injector: anonymousInjector(auth.authType, () => this.injectorContext(c, cls, trust, auth.authType)) }
           : { authType: auth.authType, broken: `auth type "${auth.authType.name}" of ${where} requires a Secret: set spec.auth.secretRef` };
       case 'secret-not-found': return { authType: auth.authType, broken: `Secret ${auth.secretKey} not found (spec.auth.secretRef)` };
       case 'missing-keys':
@@ -332,9 +333,17 @@ export class ConnectorIndex {
       case 'ok': break;
     }
     const { authType, data } = auth;
+    try {
+      return { authType, injector: buildInjector(authType, data, this.injectorContext(c, cls, trust, authType)) };
+    } catch (err) {
+      return { authType, broken: `${where}, auth type "${authType.name}": ${(err as Error).message}` };
+    }
+  }
+
+  private injectorContext(c: Connector, cls: ConnectorClass, trust: UpstreamTrust, authType: AuthTypeSpec): InjectorContext {
     const generator = authType.generator?.rego;
     const dispatcher = this.options.dispatcher;
-    const ctx: InjectorContext = {
+    return {
       connector: c,
       connectorClass: cls,
       dispatcherFor: (origin) => {
@@ -345,11 +354,6 @@ export class ConnectorIndex {
       maxBodyBytes: this.options.maxBodyBytes,
       policy: generator === undefined ? undefined : this.policy(generator, cls.metadata.name, authType.name, 'generator.rego'),
     };
-    try {
-      return { authType, injector: buildInjector(authType, data, ctx) };
-    } catch (err) {
-      return { authType, broken: `${where}, auth type "${authType.name}": ${(err as Error).message}` };
-    }
   }
 }
 

@@ -35,6 +35,10 @@ export class TokenServer {
   expiresIn = 300;
   /** Answer with `access_token` only (the OAuth2 field name), not `token`. */
   accessTokenOnly = false;
+  /** Clients without credentials get pull-only tokens (public repositories); off: they are refused. */
+  anonymousPull = false;
+  /** Token requests without credentials that were answered. */
+  anonymousRequests = 0;
   /** Repositories the user may not push to. */
   readonly readOnly = new Set<string>();
   private server: Server | undefined;
@@ -77,7 +81,9 @@ export class TokenServer {
     if (url.pathname !== '/token' || req.method !== 'GET') return json(404, { details: 'not found' });
     const b = /^Basic (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const [user, pass] = b === undefined ? ['', ''] : Buffer.from(b, 'base64').toString().split(/:(.*)/s) as [string, string];
-    if (user !== this.username || pass !== this.password) {
+    const anonymous = req.headers.authorization === undefined && this.anonymousPull;
+    if (anonymous) this.anonymousRequests++;
+    else if (user !== this.username || pass !== this.password) {
       this.refused++;
       return json(401, { details: 'incorrect username or password' }, { 'www-authenticate': 'Basic realm="token"' });
     }
@@ -94,7 +100,7 @@ export class TokenServer {
       const type = s.slice(0, first);
       const name = s.slice(first + 1, last);
       let actions = s.slice(last + 1).split(',').filter((a) => a !== '');
-      if (type === 'repository' && this.readOnly.has(name)) actions = actions.filter((a) => a === 'pull');
+      if (type === 'repository' && (anonymous || this.readOnly.has(name))) actions = actions.filter((a) => a === 'pull');
       access.push({ type, name, actions });
     }
     const now = Math.floor(Date.now() / 1000);
