@@ -254,6 +254,28 @@ describe('OCI registry token flow through the proxy (skopeo, crane, docker-regis
     }
   });
 
+  test('catalog paging: the registry Link header stays on the proxy under the prefix; skopeo list-tags', async () => {
+    const l = await layer('paging', { 'p.txt': 'paging\n' });
+    for (const tag of ['a', 'b', 'c']) await pushDirect(l, `paging:${tag}`);
+    // distribution 2.8 pages the catalog (not tag lists): n=1 answers one name and a Link to the next page.
+    const first = await request(proxy.url(`/v2/${P('registry')}/_catalog?n=1`), { headers: { authorization: basic('x', TOKEN) } });
+    assert.equal(first.status, 200, first.text);
+    const page1 = (JSON.parse(first.text) as { repositories: string[] }).repositories;
+    assert.equal(page1.length, 1);
+    const link = String(first.headers.link);
+    const m = /^<([^>]+)>; rel="next"$/.exec(link);
+    assert.ok(m, `Link ${link}`);
+    assert.ok(m[1]!.startsWith(`/v2/${P('registry')}/_catalog?`) || m[1]!.startsWith(`http://${host}/v2/${P('registry')}/_catalog?`), `Link ${link} stays under the prefix`);
+    const next = await request(proxy.url(m[1]!.slice(m[1]!.indexOf('/v2/'))), { headers: { authorization: basic('x', TOKEN) } });
+    assert.equal(next.status, 200, next.text);
+    const page2 = (JSON.parse(next.text) as { repositories: string[] }).repositories;
+    assert.equal(page2.length, 1);
+    assert.ok(page2[0]! > page1[0]!, 'the second page follows the first');
+    assert.ok(h.tokens.count('registry:catalog:*') >= 1);
+    const tags = JSON.parse(ok(await skopeo(['list-tags', '--creds', `anyone:${TOKEN}`, '--tls-verify=false', `docker://${host}/${P('registry')}/paging`]), 'skopeo list-tags')) as { Tags: string[] };
+    assert.deepEqual([...tags.Tags].sort(), ['a', 'b', 'c']);
+  });
+
   test('skopeo copy of a local OCI layout (made from a tarball) to the proxy, inspect, and copy --all of a multi-arch index', async () => {
     const amd = await layer('amd', { 'arch.txt': 'amd64\n' });
     const arm = await layer('arm', { 'arch.txt': 'arm64\n' });

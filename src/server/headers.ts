@@ -129,6 +129,22 @@ function publicOrigin(rw: LocationRewrite): string {
 /** How OCI path-form prefixes start (src/server/resolve.ts). */
 const OCI_PUBLIC_PREFIX = '/v2/namespaces/';
 
+/**
+ * `Link: <url>; rel="next"` (RFC 8288): each target goes through the Location rewrite, so
+ * paging (a registry's tag list, an API's next page) stays on the proxy.
+ */
+function rewriteLinkTargets(value: string, rw: { rewriteValue(value: string): string }): string {
+  let out = '';
+  let from = 0;
+  for (let open = value.indexOf('<'); open >= 0; open = value.indexOf('<', from)) {
+    const close = value.indexOf('>', open + 1);
+    if (close < 0) break;
+    out += value.slice(from, open + 1) + rw.rewriteValue(value.slice(open + 1, close));
+    from = close;
+  }
+  return out + value.slice(from);
+}
+
 function isBoundary(s: string, at: number): boolean {
   if (at >= s.length) return true;
   const c = s.charCodeAt(at);
@@ -150,6 +166,7 @@ export function clientResponseHeaders(raw: readonly Buffer[], rw: { rewriteValue
     let value = raw[i + 1]!.toString('latin1');
     if (rw !== undefined && (lower === 'location' || lower === 'content-location')) value = rw.rewriteValue(value);
     else if (lower === 'www-authenticate' && rw?.rewriteChallenge !== undefined) value = rw.rewriteChallenge(value);
+    else if (lower === 'link' && rw !== undefined && value.includes('<')) value = rewriteLinkTargets(value, rw);
     out.push(name, value);
   }
   if (listed === undefined) return out;
