@@ -47,6 +47,9 @@ if [ $want_test -eq 1 ]; then
   # A real registry (distribution 2.8) and OCI clients for test/oci.test.ts; crane from the Go proxy.
   apt_install docker-registry skopeo
   bash scripts/install-oci.sh >/dev/null
+  # Verdaccio (npm) and pypiserver (PyPI) for test/package-registries.test.ts (pinned, cached).
+  command -v python3 >/dev/null || apt_install python3 python3-venv
+  bash scripts/install-package-registries.sh
 fi
 if [ $want_bench -eq 1 ]; then
   apt_install wrk nginx-light

@@ -8,6 +8,7 @@ import type { Dispatcher } from 'undici';
 import { classifyUpstreamError, sendError, sendSocketError } from './errors';
 import { clientResponseHeaders, rewriteLocation, type LocationRewrite } from './headers';
 import type { OutgoingRequest } from '../inject';
+import { decodableEncoding, isRewritableType, rewritingSink, substitutionsFor, type BodySink } from './body-rewrite';
 
 /** Where and what to send: the Connector's origin and the request after injection. */
 export interface UpstreamRequest extends OutgoingRequest {
@@ -64,6 +65,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     private readonly onEnd: (end: ExchangeEnd) => void,
     private readonly unauthorized: UnauthorizedHook | undefined,
     private readonly resend: () => void,
+    private readonly rewriteBodies: boolean,
   ) {
     this.retried = unauthorized === undefined;
     res.on('close', this.onClientClose);
@@ -71,6 +73,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   private draining = false;
   private readonly onDrain = (): void => {
+    if (!this.draining) return;
     this.draining = false;
     this.resumeUpstream?.();
   };
@@ -106,8 +109,42 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   private writeHead(statusCode: number, rawHeaders: Buffer[], statusText: string): void {
     this.status = statusCode;
-    const headers = clientResponseHeaders(rawHeaders, this);
+    let headers = clientResponseHeaders(rawHeaders, this);
+    if (this.rewriteBodies && statusCode !== 204 && statusCode !== 304) headers = this.startBodyRewrite(headers);
     this.res.writeHead(statusCode, statusText || STATUS_CODES[statusCode] || '', headers);
+  }
+
+  /** A rewritten body (set by startBodyRewrite) goes through here instead of straight to `res`. */
+  private sink: BodySink | undefined;
+
+  /**
+   * Starts rewriting the tool's absolute URLs in a textual body (see body-rewrite.ts) and
+   * returns the headers that still hold: the length changes, a decoded encoding is gone,
+   * and a strong ETag becomes weak (the bytes differ, the meaning does not).
+   */
+  private startBodyRewrite(headers: string[]): string[] {
+    let type: string | undefined;
+    let encodingHeader: string | undefined;
+    for (let i = 0; i < headers.length; i += 2) {
+      const n = headers[i]!.toLowerCase();
+      if (n === 'content-type') type = headers[i + 1];
+      else if (n === 'content-encoding') encodingHeader = headers[i + 1];
+    }
+    if (!isRewritableType(type)) return headers;
+    const encoding = decodableEncoding(encodingHeader);
+    if (encoding === undefined) return headers;
+    this.rewrite ??= this.rewriteSource();
+    const subs = substitutionsFor(this.rewrite, type!.toLowerCase().includes('html'));
+    if (subs.length === 0) return headers;
+    this.sink = rewritingSink(this.res, encoding, subs, this.onDrain);
+    const out: string[] = [];
+    for (let i = 0; i < headers.length; i += 2) {
+      const n = headers[i]!.toLowerCase();
+      if (n === 'content-length' || (n === 'content-encoding' && encoding !== 'identity')) continue;
+      const v = headers[i + 1]!;
+      out.push(headers[i]!, n === 'etag' && !v.startsWith('W/') ? 'W/' + v : v);
+    }
+    return out;
   }
 
   /** Relays the kept-back 401 as the answer. */
@@ -116,7 +153,10 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.held = undefined;
     this.retried = true;
     this.writeHead(h.statusCode, h.rawHeaders, h.statusText);
-    for (const c of h.chunks) this.res.write(c);
+    for (const c of h.chunks) {
+      if (this.sink !== undefined) this.sink.write(c);
+      else this.res.write(c);
+    }
     return true;
   }
 
@@ -143,6 +183,11 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       }
       this.releaseHeld();
     }
+    if (this.sink !== undefined) {
+      if (this.sink.write(chunk)) return true;
+      this.draining = true;
+      return false;
+    }
     // The socket's 16 KiB high-water mark is below one undici chunk (up to 64 KiB), so
     // honouring write()'s false would pause the upstream after every chunk. Pause only when
     // a real backlog builds up; 'drain' still follows any write that returned false.
@@ -168,14 +213,30 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
           this.resend();
         } else {
           this.releaseHeld();
-          this.res.end();
-          this.finish({ status: this.status });
+          this.endResponse();
         }
       });
       return;
     }
-    this.res.end();
-    this.finish({ status: this.status });
+    this.endResponse();
+  }
+
+  private endResponse(): void {
+    const sink = this.sink;
+    if (sink === undefined) {
+      this.res.end();
+      this.finish({ status: this.status });
+      return;
+    }
+    sink.end(() => {
+      if (this.ended) return;
+      this.res.end();
+      this.finish({ status: this.status });
+    }, () => {
+      if (this.ended) return;
+      this.res.destroy();
+      this.finish({ status: this.status, upstreamError: { reason: 'bad_response', text: 'sent a body that does not decode as its Content-Encoding says' } });
+    });
   }
 
   onError(err: Error): void {
@@ -203,6 +264,8 @@ export interface Exchange {
   readonly what: string;
   readonly rewrite: RewriteSource;
   readonly onEnd: (end: ExchangeEnd) => void;
+  /** Rewrite the tool's absolute URLs in textual bodies to the client's address (reverse mode). */
+  readonly rewriteBodies?: boolean;
   /** The injector's Injector.onUnauthorized, when it has one: called on the tool's first 401. */
   readonly onUnauthorized?: (challenge: string | undefined, resendable: boolean) => Promise<boolean>;
 }
@@ -242,7 +305,7 @@ export function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Serve
     }, relay);
   };
   const hook = ex.onUnauthorized === undefined ? undefined : { resendable: !streamed, hook: ex.onUnauthorized };
-  const relay = new ResponseRelay(res, ex.what, ex.rewrite, ex.onEnd, hook, send);
+  const relay = new ResponseRelay(res, ex.what, ex.rewrite, ex.onEnd, hook, send, ex.rewriteBodies === true && up.method !== 'HEAD');
   send();
 }
 

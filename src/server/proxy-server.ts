@@ -307,6 +307,8 @@ export class ProxyServer {
       timeouts: this.deps.timeouts,
       what: a.route === undefined ? `the forward-proxy target ${up.origin}` : `the tool of connector ${a.route.key} (${up.origin})`,
       rewrite: this.rewriteFor(req, a),
+      // Not the OCI API: manifests are content-addressed and registries put no URLs in bodies.
+      rewriteBodies: a.publicPrefix !== undefined && !up.path.startsWith('/v2/'),
       onUnauthorized: onUnauthorized === undefined ? undefined : (challenge, resendable) => onUnauthorized.call(injector, up, challenge, resendable),
     };
   }
