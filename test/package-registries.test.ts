@@ -250,6 +250,18 @@ describe('response body rewriting', () => {
     }
   });
 
+  test('a streamed chunk that cannot begin a pattern is passed on whole (watch events are not delayed)', () => {
+    const subs = substitutionsFor({ upstreamBase: 'http://tool:1', upstreamPath: '', publicBase: 'http://proxy', publicPath: '' }, false);
+    const out: string[] = [];
+    const rw = new UrlReplacer(subs, (x) => out.push(x.toString()));
+    rw.write(Buffer.from('{"type":"ADDED","object":{"kind":"ConfigMap"}}\n'));
+    assert.equal(out.join(''), '{"type":"ADDED","object":{"kind":"ConfigMap"}}\n');
+    rw.write(Buffer.from('{"u":"http://to'));
+    assert.equal(out.join(''), '{"type":"ADDED","object":{"kind":"ConfigMap"}}\n{"u":"', 'only a possible pattern start is held');
+    rw.write(Buffer.from('ol:1/x"}\n'));
+    assert.equal(out.join(''), '{"type":"ADDED","object":{"kind":"ConfigMap"}}\n{"u":"http://proxy/x"}\n');
+  });
+
   test('the log holds no client token and no registry password', () => {
     const logs = proxy.logs();
     for (const s of [TOKEN, OTHER, verdaccio.password, pypi.password, basic(verdaccio.username, verdaccio.password).slice(6)]) {

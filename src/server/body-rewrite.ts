@@ -100,10 +100,22 @@ export class UrlReplacer {
       if (emitted < buf.length) this.out(buf.subarray(emitted));
       return EMPTY;
     }
-    // A pattern may begin in the last `keep` bytes: hold them (copied: `buf` may be reused).
-    const hold = Math.max(emitted, buf.length - this.keep);
+    // Hold only a tail that may begin a pattern, so a stream of events (a Kubernetes watch,
+    // one JSON object per line) is never delayed (copied: `buf` may be reused).
+    const hold = this.partialMatchStart(buf, emitted);
     if (hold > emitted) this.out(buf.subarray(emitted, hold));
     return hold < buf.length ? Buffer.from(buf.subarray(hold)) : EMPTY;
+  }
+
+  /** The first index from which the rest of `buf` is a prefix of some pattern; `buf.length` if none. */
+  private partialMatchStart(buf: Buffer, from: number): number {
+    for (let i = Math.max(from, buf.length - this.keep); i < buf.length; i++) {
+      const rest = buf.length - i;
+      for (const p of this.subs) {
+        if (p.from.length >= rest && p.from[0] === buf[i] && buf.compare(p.from, 0, rest, i) === 0) return i;
+      }
+    }
+    return buf.length;
   }
 }
 
