@@ -13,6 +13,7 @@ import { gitHttpHandler } from '../tools/git-http';
 import { basic, startProxy, type ProxyProcess } from './support/proxy';
 import { run } from './support/run';
 import { startUpstream, type Upstream } from './support/upstream';
+import { startPypiserver, startVerdaccio, writeWheel, type PackageRegistry } from './support/package-registries';
 
 const TOKEN = 'good-token-123';
 const OTHER_TOKEN = 'other-token-456';
@@ -29,6 +30,8 @@ let mirror: Upstream; // the address extension's host
 let elsewhere: Upstream; // no Connector points here
 let proxy: ProxyProcess;
 let gitEnv: NodeJS.ProcessEnv;
+let verdaccio: PackageRegistry;
+let pypi: PackageRegistry;
 
 const echo = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
   if (req.url?.endsWith('/redirect')) {
@@ -82,6 +85,34 @@ kind: Secret
 metadata: {name: api-secret, namespace: team}
 type: connectors.cpaas.io/bearer-token
 stringData: {token: ${API_TOKEN}}
+---
+apiVersion: connectors.alauda.io/v1alpha1
+kind: Connector
+metadata: {name: npm, namespace: team}
+spec:
+  connectorClassName: fwd-git
+  address: ${verdaccio.url}
+  auth: {name: basicAuth, secretRef: {name: npm-secret}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: npm-secret, namespace: team}
+type: kubernetes.io/basic-auth
+stringData: {username: ${verdaccio.username}, password: ${verdaccio.password}}
+---
+apiVersion: connectors.alauda.io/v1alpha1
+kind: Connector
+metadata: {name: pypi, namespace: team}
+spec:
+  connectorClassName: fwd-git
+  address: ${pypi.url}
+  auth: {name: basicAuth, secretRef: {name: pypi-secret}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: pypi-secret, namespace: team}
+type: kubernetes.io/basic-auth
+stringData: {username: ${pypi.username}, password: ${pypi.password}}
 `;
 }
 
@@ -131,13 +162,15 @@ before(async () => {
   api = await startUpstream(echo);
   mirror = await startUpstream(echo);
   elsewhere = await startUpstream(echo);
+  [verdaccio, pypi] = await Promise.all([startVerdaccio(), startPypiserver()]);
+  await writeWheel(pypi.dir, 'fwd-pkg', '2.0.0', 'WHERE = "forward proxy"\n');
   proxy = await startProxy({ manifests: { 'fwd.yaml': manifests() } });
 }, { timeout: 60_000 });
 
 after(async () => {
   await proxy?.stop();
   if (gitServer) { gitServer.closeAllConnections(); await new Promise<void>((r) => gitServer.close(() => r())); }
-  await Promise.all([api?.close(), mirror?.close(), elsewhere?.close()]);
+  await Promise.all([api?.close(), mirror?.close(), elsewhere?.close(), verdaccio?.stop(), pypi?.stop()]);
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
@@ -174,6 +207,61 @@ describe('forward proxy mode with git', () => {
     assert.notEqual(c.code, 0);
     assert.match(c.stderr, /403/);
     assert.equal(gitSeen.length, from);
+  });
+});
+
+/** An empty file under the test folder (npm refuses /dev/null as a config file). */
+function emptyFile(name: string): string {
+  const file = join(root, name);
+  writeFileSync(file, '');
+  return file;
+}
+
+describe('forward proxy mode with npm and pip (registries that require login)', () => {
+  /** The environment of a client that knows only http_proxy: no registry credentials anywhere. */
+  const clientEnv = (connectors: string, token: string): NodeJS.ProcessEnv => ({
+    PATH: process.env.PATH, HOME: join(root, 'home'), http_proxy: proxyUrl(connectors, token), no_proxy: '', NO_PROXY: '',
+    npm_config_userconfig: emptyFile('npmrc'), npm_config_globalconfig: emptyFile('npmrc-global'), npm_config_cache: mkdtempSync(join(root, 'npm-cache-')),
+    npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false',
+    PIP_CONFIG_FILE: '/dev/null', PIP_NO_CACHE_DIR: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1', PIP_NO_INPUT: '1',
+  });
+
+  test('npm publish and npm install against the registry\'s own address', T, async () => {
+    const pkg = join(root, 'fwd-npm-pkg');
+    mkdirSync(pkg);
+    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'fwd-pkg', version: '2.0.0', main: 'index.js' }));
+    writeFileSync(join(pkg, 'index.js'), 'module.exports = "via http_proxy";\n');
+    const env = clientEnv('team/npm', TOKEN);
+    // npm publish refuses to start without some credential; a placeholder, which the proxy
+    // replaces with the Secret's (the client's Authorization never reaches a Connector's tool).
+    const publishRc = join(root, 'npmrc-publish');
+    writeFileSync(publishRc, `${verdaccio.url.replace(/^http:/, '')}/:_authToken=placeholder-not-a-credential\n`);
+    const pub = await run('npm', ['publish', '--registry', `${verdaccio.url}/`], { cwd: pkg, env: { ...env, npm_config_userconfig: publishRc }, timeoutMs: 90_000 });
+    assert.equal(pub.code, 0, pub.stderr);
+    const project = join(root, 'fwd-npm-project');
+    mkdirSync(project);
+    writeFileSync(join(project, 'package.json'), '{"name":"c","version":"0.0.0","private":true}');
+    const since = proxy.logs().length;
+    // A fresh cache: the tarball must come from the registry, not from the publish.
+    const inst = await run('npm', ['install', 'fwd-pkg', '--registry', `${verdaccio.url}/`], { cwd: project, env: clientEnv('team/npm', TOKEN), timeoutMs: 90_000 });
+    assert.equal(inst.code, 0, inst.stderr);
+    assert.equal(readFileSync(join(project, 'node_modules', 'fwd-pkg', 'index.js'), 'utf8'), 'module.exports = "via http_proxy";\n');
+    assert.match(proxy.logs().slice(since), /"connector":"team\/npm"[^\n]*"path":"http:\/\/127\.0\.0\.1:\d+\/fwd-pkg\/-\/fwd-pkg-2\.0\.0\.tgz","status":200/);
+  });
+
+  test('npm without the Connector in http_proxy reaches the registry without credentials: 401', T, async () => {
+    const project = mkdtempSync(join(root, 'fwd-npm-denied-'));
+    writeFileSync(join(project, 'package.json'), '{"name":"c","version":"0.0.0","private":true}');
+    const r = await run('npm', ['install', 'fwd-pkg', '--registry', `${verdaccio.url}/`], { cwd: project, env: clientEnv('team/api', TOKEN), timeoutMs: 90_000 });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /E401|401/);
+  });
+
+  test('pip install from the index\'s own address', T, async () => {
+    const target = join(root, 'fwd-pip');
+    const r = await run('python3', ['-m', 'pip', 'install', '--index-url', `${pypi.url}/simple/`, '--target', target, 'fwd-pkg'], { env: clientEnv('team/pypi', TOKEN), timeoutMs: 90_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(join(target, 'fwd_pkg', '__init__.py'), 'utf8'), 'WHERE = "forward proxy"\n');
   });
 });
 
@@ -265,7 +353,7 @@ describe('forward proxy mode with curl', () => {
 
   test('the log has no client token and no tool credential', () => {
     const logs = proxy.logs();
-    for (const secret of [TOKEN, OTHER_TOKEN, API_TOKEN, GIT_CREDS.password, basic('team/api', TOKEN).slice(6)]) {
+    for (const secret of [TOKEN, OTHER_TOKEN, API_TOKEN, GIT_CREDS.password, verdaccio.password, pypi.password, basic('team/api', TOKEN).slice(6)]) {
       assert.ok(!logs.includes(secret), `the log does not contain ${secret.slice(0, 4)}…`);
     }
   });
