@@ -41,6 +41,25 @@ const echo = (req: IncomingMessage, res: import('node:http').ServerResponse): vo
   res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ url: req.url, authorization: req.headers.authorization ?? null }));
 };
 
+/** A Connector of the Basic class `fwd-git` and its Secret. */
+function basicConnector(name: string, address: string, creds: { username: string; password: string }): string {
+  return `---
+apiVersion: connectors.alauda.io/v1alpha1
+kind: Connector
+metadata: {name: ${name}, namespace: team}
+spec:
+  connectorClassName: fwd-git
+  address: ${address}
+  auth: {name: basicAuth, secretRef: {name: ${name}-secret}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: ${name}-secret, namespace: team}
+type: kubernetes.io/basic-auth
+stringData: {username: ${creds.username}, password: ${creds.password}}
+`;
+}
+
 function manifests(): string {
   return `apiVersion: connectors.alauda.io/v1alpha1
 kind: ConnectorClass
@@ -59,20 +78,6 @@ spec:
 ---
 apiVersion: connectors.alauda.io/v1alpha1
 kind: Connector
-metadata: {name: git, namespace: team}
-spec:
-  connectorClassName: fwd-git
-  address: ${gitOrigin}
-  auth: {name: basicAuth, secretRef: {name: git-secret}}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: git-secret, namespace: team}
-type: kubernetes.io/basic-auth
-stringData: {username: ${GIT_CREDS.username}, password: ${GIT_CREDS.password}}
----
-apiVersion: connectors.alauda.io/v1alpha1
-kind: Connector
 metadata: {name: api, namespace: team}
 spec:
   connectorClassName: fwd-api
@@ -85,35 +90,7 @@ kind: Secret
 metadata: {name: api-secret, namespace: team}
 type: connectors.cpaas.io/bearer-token
 stringData: {token: ${API_TOKEN}}
----
-apiVersion: connectors.alauda.io/v1alpha1
-kind: Connector
-metadata: {name: npm, namespace: team}
-spec:
-  connectorClassName: fwd-git
-  address: ${verdaccio.url}
-  auth: {name: basicAuth, secretRef: {name: npm-secret}}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: npm-secret, namespace: team}
-type: kubernetes.io/basic-auth
-stringData: {username: ${verdaccio.username}, password: ${verdaccio.password}}
----
-apiVersion: connectors.alauda.io/v1alpha1
-kind: Connector
-metadata: {name: pypi, namespace: team}
-spec:
-  connectorClassName: fwd-git
-  address: ${pypi.url}
-  auth: {name: basicAuth, secretRef: {name: pypi-secret}}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: pypi-secret, namespace: team}
-type: kubernetes.io/basic-auth
-stringData: {username: ${pypi.username}, password: ${pypi.password}}
-`;
+${basicConnector('git', gitOrigin, GIT_CREDS)}${basicConnector('npm', verdaccio.url, verdaccio)}${basicConnector('pypi', pypi.url, pypi)}`;
 }
 
 /** `http://<connectors>:<token>@127.0.0.1:<port>` as a user writes it (`/` encoded as %2F). */

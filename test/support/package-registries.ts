@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './proxy';
-import { run } from './run';
+import { run, terminate } from './run';
 
 export interface PackageRegistry {
   /** `http://127.0.0.1:<port>` */
@@ -56,15 +56,11 @@ function supervise(cmd: string, args: string[], dir: string, url: string, userna
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const reg: PackageRegistry = {
     url, username, password, dir: packages,
     logs: () => out,
     async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
+      await terminate(child);
       rmSync(dir, { recursive: true, force: true });
     },
   };

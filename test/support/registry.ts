@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
-import { run } from './run';
+import { run, terminate } from './run';
 
 export const REGISTRY_SERVICE = 'test-registry';
 const ISSUER = 'test-token-issuer';
@@ -228,7 +228,6 @@ ${middleware}`);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
   for (;;) {
@@ -244,12 +243,7 @@ ${middleware}`);
   return {
     url, port, storage, child,
     logs: () => out,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    },
+    stop: () => terminate(child),
   };
 }
 

@@ -1,6 +1,6 @@
 // Runs a command without blocking the event loop: the tests' upstream servers live in the
 // test process, so a synchronous child (execFileSync) would deadlock against them.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 export interface RunResult {
   readonly code: number | null;
@@ -34,4 +34,14 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       resolve({ code, signal, stdout: Buffer.concat(out), stderr: err });
     });
   });
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the child has exited. */
+export async function terminate(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(t);
 }
