@@ -22,6 +22,7 @@ import { createOpsServer } from './server/ops-server';
 import { TlsReloader } from './server/tls';
 import { Resolver } from './server/resolve';
 import { UpstreamPools } from './server/upstream-pools';
+import { PARSED_HEADER_FIELDS } from './server/limits';
 import { warnInsecureConnectors } from './tls/insecure-warning';
 import { PolicyCompiler } from './rego/compiler';
 import { PolicyStore } from './rego/policy-store';
@@ -84,6 +85,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     timeouts: { headersMs: cfg.headersTimeoutMs, bodyIdleMs: cfg.bodyIdleTimeoutMs },
     proto: cfg.proto,
     address: addressOptions,
+    limits: { maxUrlLength: cfg.maxUrlLength },
   });
   const serverOptions: ServerOptions = {
     maxHeaderSize: cfg.maxHeaderSize,
@@ -92,6 +94,9 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     // Long git pushes and image uploads must not be cut by a whole-request deadline;
     // idle clients are bounded by the headers timeout and keep-alive timeout instead.
     requestTimeout: 0,
+    // How often the headers timeout is checked (Node's default, 30 s, would let a
+    // slowloris client hold a socket up to 30 s past --client-headers-timeout-ms).
+    connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(cfg.clientHeadersTimeoutMs / 4))),
   };
   const server = createServer(serverOptions);
   // The HTTPS listener serves the same handlers; a bad certificate or key at start is fatal.
@@ -100,6 +105,11 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   const servers = tlsServer ? [server, tlsServer] : [server];
   const active = proxy;
   for (const s of servers) {
+    // A stalled upload or a client that stopped reading is cut (no 'timeout' listener:
+    // Node destroys the socket); Upgrade sessions drop this timer when they start.
+    s.timeout = cfg.clientIdleTimeoutMs;
+    // One more than the limit, so that "too many" is seen and refused (limits.ts).
+    s.maxHeadersCount = PARSED_HEADER_FIELDS;
     s.on('request', proxy.handleRequest);
     s.on('checkContinue', proxy.handleRequest);
     s.on('upgrade', proxy.handleUpgrade);

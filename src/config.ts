@@ -41,7 +41,11 @@ export interface ProxyConfig {
   upstreamKeepAliveMs: number;
   clientKeepAliveMs: number;
   clientHeadersTimeoutMs: number;
+  /** Longest silence on a client connection while a request is open; 0 = none. */
+  clientIdleTimeoutMs: number;
   maxHeaderSize: number;
+  /** Longest request target (→ 414). */
+  maxUrlLength: number;
   shutdownGraceMs: number;
   watch: boolean;
   opaBin: string;
@@ -108,7 +112,9 @@ export function buildCli(): Command {
     .addOption(opt('--upstream-keepalive-ms <ms>', 'how long idle upstream connections are kept', 'PROXY_UPSTREAM_KEEPALIVE_MS').default(30_000).argParser(positiveInt))
     .addOption(opt('--client-keepalive-ms <ms>', 'how long idle client connections are kept', 'PROXY_CLIENT_KEEPALIVE_MS').default(65_000).argParser(positiveInt))
     .addOption(opt('--client-headers-timeout-ms <ms>', 'time a client has to send request headers (slowloris guard)', 'PROXY_CLIENT_HEADERS_TIMEOUT_MS').default(30_000).argParser(positiveInt))
+    .addOption(opt('--client-idle-timeout-ms <ms>', 'longest silence on a client connection while a request is open (a stalled upload, a client that stops reading); Upgrade sessions are exempt; 0 = none', 'PROXY_CLIENT_IDLE_TIMEOUT_MS').default(300_000).argParser(positiveInt))
     .addOption(opt('--max-header-size <bytes>', 'largest request header block (→ 431)', 'PROXY_MAX_HEADER_SIZE').default(32 * 1024).argParser(positiveInt))
+    .addOption(opt('--max-url-length <chars>', 'longest request target (→ 414)', 'PROXY_MAX_URL_LENGTH').default(8 * 1024).argParser(positiveInt))
     .addOption(opt('--shutdown-grace-ms <ms>', 'on SIGTERM, how long in-flight requests may finish', 'PROXY_SHUTDOWN_GRACE_MS').default(30_000).argParser(positiveInt))
     .addOption(opt('--no-watch', 'do not reload manifests and tokens on change', 'PROXY_NO_WATCH'))
     .addOption(opt('--opa <path>', `OPA binary that compiles Rego policies to wasm (scripts/install-opa.sh builds ${OPA_VERSION})`, 'PROXY_OPA').default(defaultOpa()))
@@ -132,7 +138,8 @@ export function parseConfig(argv: string[]): ProxyConfig {
     domain: o.domain, proto: o.proto, logLevel: o.logLevel,
     connectTimeoutMs: o.connectTimeoutMs, headersTimeoutMs: o.headersTimeoutMs, bodyIdleTimeoutMs: o.bodyIdleTimeoutMs,
     upstreamKeepAliveMs: o.upstreamKeepaliveMs, clientKeepAliveMs: o.clientKeepaliveMs,
-    clientHeadersTimeoutMs: o.clientHeadersTimeoutMs, maxHeaderSize: o.maxHeaderSize, shutdownGraceMs: o.shutdownGraceMs,
+    clientHeadersTimeoutMs: o.clientHeadersTimeoutMs, clientIdleTimeoutMs: o.clientIdleTimeoutMs,
+    maxHeaderSize: o.maxHeaderSize, maxUrlLength: o.maxUrlLength, shutdownGraceMs: o.shutdownGraceMs,
     watch: o.watch !== false,
     kubernetes: {
       kubeconfig: o.kubeconfig, tokenAudiences: o.tokenAudiences,

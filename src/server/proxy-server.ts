@@ -22,6 +22,7 @@ import type { ProxyAddressOptions } from '../status/proxy-address';
 import { PROXY_AUTHENTICATE, parseProxyAuthorization, parseTarget, targetMatches, type ForwardTarget } from './forward-proxy';
 import { hasDotSegment } from './resolve';
 import { isRegistryBase, serveRegistryBase } from './registry-base';
+import { overLimit, type RequestLimits } from './limits';
 
 export interface ProxyDeps {
   readonly index: ConnectorIndex;
@@ -34,6 +35,7 @@ export interface ProxyDeps {
   readonly proto: 'http' | 'https';
   /** Where this proxy is reached (rendered configurations). */
   readonly address: ProxyAddressOptions;
+  readonly limits: RequestLimits;
 }
 
 type Refusal = { readonly status: number; readonly message: string; readonly headers?: Record<string, string> };
@@ -72,6 +74,13 @@ export class ProxyServer {
   /** The `request` and `checkContinue` listener. */
   readonly handleRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url;
+    const over = overLimit(req, this.deps.limits);
+    if (over !== undefined) {
+      this.inFlight++;
+      sendError(res, over.status, over.message, { connection: 'close' });
+      this.finished(req, performance.now(), this.deps.metrics.unknownRoute, { status: over.status }, undefined, undefined);
+      return;
+    }
     if (url !== undefined && url.startsWith(CONFIGURATIONS_PREFIX) && (req.headers.host === undefined || this.deps.resolver.connectorHost(req.headers.host) === undefined)) {
       serveConfigurations(req, res, this.deps);
       return;
@@ -103,6 +112,12 @@ export class ProxyServer {
     socket.on('error', () => socket.destroy());
     const started = performance.now();
     this.inFlight++;
+    const over = overLimit(req, this.deps.limits);
+    if (over !== undefined) {
+      sendSocketError(socket, over.status, over.message);
+      this.finished(req, started, this.deps.metrics.unknownRoute, { status: over.status }, undefined, undefined);
+      return;
+    }
     const self = this;
     this.admit(req, {
       refuse(r, metrics, who) {

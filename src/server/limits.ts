@@ -1,0 +1,27 @@
+// Request limits checked before anything else (SPEC section 7, issue 9): a request target
+// longer than the configured bound (414) and more header fields than MAX_HEADER_FIELDS (431).
+// Node's parser already bounds the header block's bytes (--max-header-size → 431) but drops
+// fields past `server.maxHeadersCount` silently; the proxy refuses instead of forwarding a
+// request it did not see whole.
+import type { IncomingMessage } from 'node:http';
+
+/** Most header fields a request may carry. */
+export const MAX_HEADER_FIELDS = 1000;
+/** What `server.maxHeadersCount` is set to: one more, so "too many" is detectable. */
+export const PARSED_HEADER_FIELDS = MAX_HEADER_FIELDS + 1;
+
+export interface RequestLimits {
+  readonly maxUrlLength: number;
+}
+
+/** A status and message when `req` is over a limit; undefined otherwise. */
+export function overLimit(req: IncomingMessage, limits: RequestLimits): { status: 414 | 431; message: string } | undefined {
+  const url = req.url;
+  if (url !== undefined && url.length > limits.maxUrlLength) {
+    return { status: 414, message: `the request target is ${url.length} characters; at most ${limits.maxUrlLength} are accepted (--max-url-length)` };
+  }
+  if (req.rawHeaders.length > 2 * MAX_HEADER_FIELDS) {
+    return { status: 431, message: `the request has more than ${MAX_HEADER_FIELDS} header fields` };
+  }
+  return undefined;
+}
