@@ -57,7 +57,12 @@ export class KubeSource {
     private readonly opts: KubeSourceOptions = {},
   ) {
     const reflect = <T extends ConnectorClass | Connector | Secret>(name: string, path: string, handler: ConstructorParameters<typeof Reflector<T>>[1]): Reflector<T> =>
-      new Reflector<T>(api, handler, log, { name, path, ...opts.reflector, onRestart: (reason) => opts.onRestart?.(name, reason) });
+      new Reflector<T>(api, handler, log, {
+        name, path, ...opts.reflector,
+        onRestart: (reason) => opts.onRestart?.(name, reason),
+        // The API server is back: the other loops need not sleep out their backoff.
+        onRecovered: () => { for (const r of [this.classes, this.connectors, this.secrets]) r?.retryNow(); },
+      });
 
     this.classes = reflect<ConnectorClass>('connectorclasses', `${GROUP_PATH}/connectorclasses`, {
       replace: (items) => {

@@ -27,10 +27,15 @@ export interface ReflectorOptions {
   readonly pageSize?: number;
   /** Server-side watch timeout; the stream is then renewed from the last version (default 300 s). */
   readonly watchTimeoutSeconds?: number;
-  /** First and longest pause after a failure (defaults 250 ms and 30 s). */
+  /**
+   * First and longest pause after a failure (defaults 250 ms and 5 s). The cap is low because a
+   * proxy serving stale routes after an API server restart is worse than a few more retries.
+   */
   readonly backoffMs?: { readonly initial: number; readonly max: number };
   /** Called on every restart of the loop, with why (`gone`, `error`, `closed`). */
   readonly onRestart?: (reason: 'gone' | 'error' | 'closed') => void;
+  /** Called when the API server answers again after a failure (a list, or a watch event). */
+  readonly onRecovered?: () => void;
 }
 
 interface ListReply<T> {
@@ -57,6 +62,9 @@ export class Reflector<T extends KubeObject> {
   lists = 0;
   private resourceVersion = '';
   private readonly stopper = new AbortController();
+  /** Cuts the current pause short (see retryNow). */
+  private waker: AbortController | undefined;
+  private failing = false;
   private resolveSynced!: () => void;
   /** Resolves after the first complete list has been handed over. */
   readonly synced = new Promise<void>((r) => { this.resolveSynced = r; });
@@ -76,12 +84,23 @@ export class Reflector<T extends KubeObject> {
     this.stopper.abort();
   }
 
+  /** Ends a pause after a failure now: another loop has seen the API server answer again. */
+  retryNow(): void {
+    this.waker?.abort();
+  }
+
+  private recovered(): void {
+    if (!this.failing) return;
+    this.failing = false;
+    this.opts.onRecovered?.();
+  }
+
   private get stopped(): boolean {
     return this.stopper.signal.aborted;
   }
 
   private async run(): Promise<void> {
-    const { initial, max } = this.opts.backoffMs ?? { initial: 250, max: 30_000 };
+    const { initial, max } = this.opts.backoffMs ?? { initial: 250, max: 5_000 };
     let pause = initial;
     let mustList = true;
     while (!this.stopped) {
@@ -89,6 +108,7 @@ export class Reflector<T extends KubeObject> {
         if (mustList) {
           await this.list();
           mustList = false;
+          this.recovered();
         }
         const sawEvents = await this.watch();
         if (this.stopped) return;
@@ -106,7 +126,10 @@ export class Reflector<T extends KubeObject> {
         const wait = Math.round(pause * (0.5 + Math.random()));
         this.log.warn({ resource: this.opts.name, err: (e as Error).message, retryInMs: wait }, mustList ? 'list failed: retrying' : 'watch failed: retrying');
         this.opts.onRestart?.('error');
-        await sleep(wait, this.stopper.signal);
+        this.failing = true;
+        this.waker = new AbortController();
+        await sleep(wait, AbortSignal.any([this.stopper.signal, this.waker.signal]));
+        this.waker = undefined;
         pause = Math.min(pause * 2, max);
       }
     }
@@ -145,7 +168,7 @@ export class Reflector<T extends KubeObject> {
     let events = 0;
     try {
       await this.api.watch<T>(path, (e) => {
-        events++;
+        if (events++ === 0) this.recovered();
         this.apply(e);
       }, {
         signal: this.stopper.signal,
