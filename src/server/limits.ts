@@ -1,5 +1,6 @@
-// Request limits checked before anything else (SPEC section 7, issue 9): a request target
-// longer than the configured bound (414) and more header fields than MAX_HEADER_FIELDS (431).
+// Checks made before anything else (SPEC section 7, issue 9): a request target longer than
+// the configured bound (414), more header fields than MAX_HEADER_FIELDS (431), and more
+// than one Host header (400, RFC 9112 section 3.2: which one names the Connector?).
 // Node's parser already bounds the header block's bytes (--max-header-size → 431) but drops
 // fields past `server.maxHeadersCount` silently; the proxy refuses instead of forwarding a
 // request it did not see whole.
@@ -14,8 +15,8 @@ export interface RequestLimits {
   readonly maxUrlLength: number;
 }
 
-/** A status and message when `req` is over a limit; undefined otherwise. */
-export function overLimit(req: IncomingMessage, limits: RequestLimits): { status: 414 | 431; message: string } | undefined {
+/** A status and message when `req` is over a limit or ambiguous; undefined otherwise. */
+export function overLimit(req: IncomingMessage, limits: RequestLimits): { status: 400 | 414 | 431; message: string } | undefined {
   const url = req.url;
   if (url !== undefined && url.length > limits.maxUrlLength) {
     return { status: 414, message: `the request target is ${url.length} characters; at most ${limits.maxUrlLength} are accepted (--max-url-length)` };
@@ -23,5 +24,15 @@ export function overLimit(req: IncomingMessage, limits: RequestLimits): { status
   if (req.rawHeaders.length > 2 * MAX_HEADER_FIELDS) {
     return { status: 431, message: `the request has more than ${MAX_HEADER_FIELDS} header fields` };
   }
+  if (hostCount(req.rawHeaders) > 1) return { status: 400, message: 'the request has more than one Host header' };
   return undefined;
+}
+
+function hostCount(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') n++;
+  }
+  return n;
 }

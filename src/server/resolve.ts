@@ -93,17 +93,21 @@ const notFound: ResolveResult = Object.freeze({
 });
 
 /**
- * True when the path (not the query) has a `.` or `..` segment, also percent-encoded.
- * Such paths are refused rather than normalized: the tool behind could resolve them
- * differently from us, and they have no legitimate use through a Connector.
+ * A `.` or `..` segment: `.` or `%2e`, once or twice, with an optional `;param` (Tomcat and
+ * Jetty read `..;x` as `..`), between separators that some tool may decode: `/`, `\\`,
+ * `%2f`, `%5c`.
+ */
+const DOT_SEGMENT = /(?:^|[/\\]|%2f|%5c)(?:\.|%2e){1,2}(?:;(?:(?!%2f|%5c)[^/\\])*)?(?=$|[/\\]|%2f|%5c)/i;
+const MAYBE_DOT = /\.|%2e/i;
+
+/**
+ * True when the path (not the query) has a `.` or `..` segment, also percent-encoded, with
+ * path parameters, or between encoded slashes or backslashes. Such paths are refused rather
+ * than normalized: the tool behind could resolve them differently from us (and climb out of
+ * the Connector's address prefix), and they have no legitimate use through a Connector.
  */
 export function hasDotSegment(url: string): boolean {
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
-  if (!path.includes('/.') && !/%2e/i.test(path)) return false;
-  for (const raw of path.split('/')) {
-    const seg = raw.length <= 6 ? raw.replace(/%2e/gi, '.') : raw;
-    if (seg === '.' || seg === '..') return true;
-  }
-  return false;
+  return MAYBE_DOT.test(path) && DOT_SEGMENT.test(path);
 }
