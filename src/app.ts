@@ -62,6 +62,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     policies: new PolicyStore(compiler, log), maxBodyBytes: cfg.maxBodyInjectionBytes,
     trust: { enabled: cfg.customCaCerts, namespace: cfg.namespace },
     dispatcher: (origin, trust) => pools.get(origin, trust),
+    allowCrossNamespaceSecrets: cfg.allowCrossNamespaceSecrets,
   });
   warnInsecureConnectors(index, log);
   metrics.gaugeFrom('connectors_proxy_index_objects', 'Objects held in memory, by kind (ConnectorClasses, Connectors, and the Secrets they reference).', 'kind',

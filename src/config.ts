@@ -53,6 +53,8 @@ export interface ProxyConfig {
   maxBodyInjectionBytes: number;
   /** Custom CA trust for HTTPS tools (global CA Secrets live in `namespace`). */
   customCaCerts: boolean;
+  /** Let a Connector's secretRef name a Secret in another namespace. */
+  allowCrossNamespaceSecrets: boolean;
   namespace: string;
   /** Optional HTTPS listener serving the same proxy; certificate and key reloaded on change. */
   tls?: { listen: { host: string; port: number }; certFile: string; keyFile: string };
@@ -121,6 +123,7 @@ export function buildCli(): Command {
     .addOption(opt('--policy-cache-dir <dir>', 'where compiled policies are kept across restarts', 'PROXY_POLICY_CACHE_DIR').default(join(CACHE, 'policies')))
     .addOption(opt('--max-body-injection-bytes <bytes>', 'largest request body a Rego `body` generator may rewrite (→ 413)', 'PROXY_MAX_BODY_INJECTION_BYTES').default(1024 * 1024).argParser(positiveInt))
     .addOption(opt('--enable-custom-ca-certs', 'trust private CAs for HTTPS tools: the Connector\'s spec.caCertSecretRef Secret and the Secrets labelled connectors.cpaas.io/ca-cert="true" in --namespace, on top of the system roots', 'PROXY_ENABLE_CUSTOM_CA_CERTS'))
+    .addOption(opt('--allow-cross-namespace-secrets', 'let spec.auth.secretRef.namespace name another namespace than the Connector\'s (off: whoever may create Connectors in one namespace could have the proxy inject another namespace\'s credentials)', 'PROXY_ALLOW_CROSS_NAMESPACE_SECRETS'))
     .addOption(opt('--namespace <ns>', 'the proxy\'s own namespace, where global CA Secrets are read (in a Pod: set from the downward API); embedded mode reads them from the manifests', 'PROXY_NAMESPACE').default(process.env.POD_NAMESPACE || 'connectors-system', '$POD_NAMESPACE, else connectors-system'))
     .addOption(opt('--tls-listen <[host:]port>', 'also serve the proxy over HTTPS here (needs --tls-cert and --tls-key)', 'PROXY_TLS_LISTEN').argParser(hostPort))
     .addOption(opt('--tls-cert <file>', 'PEM certificate (chain) of the HTTPS listener; reloaded when it changes', 'PROXY_TLS_CERT'))
@@ -150,7 +153,7 @@ export function parseConfig(argv: string[]): ProxyConfig {
     publicUrl: o.publicUrl,
     probes: { enabled: o.probes !== false, intervalMs: o.probeIntervalMs, concurrency: o.probeConcurrency, timeoutMs: o.probeTimeoutMs },
     opaBin: o.opa, policyCacheDir: o.policyCacheDir, maxBodyInjectionBytes: o.maxBodyInjectionBytes,
-    customCaCerts: o.enableCustomCaCerts === true, namespace: o.namespace,
+    customCaCerts: o.enableCustomCaCerts === true, allowCrossNamespaceSecrets: o.allowCrossNamespaceSecrets === true, namespace: o.namespace,
     tls: tlsGiven === 3 ? { listen: o.tlsListen, certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
   };
 }

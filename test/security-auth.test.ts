@@ -265,3 +265,44 @@ describe('auth bypass, header injection and credential confinement', () => {
     for (const l of labels) assert.ok(['connector', 'class', 'code', 'le', 'reason', 'kind', 'source', 'result', 'version', 'type', 'space', 'major', 'minor', 'patch', 'versionNumber', 'status'].includes(l!), `unexpected metric label ${l}`);
   });
 });
+
+describe('cross-namespace secretRef', () => {
+  const borrow = (address: string): string => `apiVersion: connectors.alauda.io/v1alpha1
+kind: Connector
+metadata: {name: borrow, namespace: team}
+spec:
+  connectorClassName: cls-tool
+  address: ${address}
+  auth: {name: auth, secretRef: {name: tool-secret, namespace: other}}
+`;
+  let up: RecordingUpstream;
+  before(async () => { up = await startRecordingUpstream(); });
+  after(async () => { await up?.close(); });
+
+  for (const allowed of [false, true]) {
+    test(allowed ? 'with --allow-cross-namespace-secrets the Secret of another namespace is used' : 'a Connector may not use a Secret of another namespace by default: 502 saying why, nothing sent', async () => {
+      const proxy = await startProxy({
+        manifests: {
+          // other/tool brings class cls-tool and Secret other/tool-secret; team/borrow points at that Secret.
+          'other.yaml': connectorManifests({ address: up.origin, namespace: 'other', name: 'tool', resolver: 'path', secretData: { username: 'u', password: OTHER_PW } }),
+          'borrow.yaml': borrow(up.origin),
+        },
+        args: allowed ? ['--allow-cross-namespace-secrets'] : [],
+      });
+      try {
+        const r = await request(proxy.url('/namespaces/team/connectors/borrow/x'), { headers: { authorization: `Bearer ${TEAM}` } });
+        if (allowed) {
+          assert.equal(r.status, 200, r.text);
+          assert.equal(up.requests.at(-1)!.headers.authorization, basic('u', OTHER_PW));
+        } else {
+          assert.equal(r.status, 502, r.text);
+          assert.match(r.text, /connector team\/borrow .*Secret other\/tool-secret is in another namespace .*--allow-cross-namespace-secrets/);
+          assert.equal(up.requests.length, 0);
+          assert.ok(!proxy.logs().includes(OTHER_PW) && !r.text.includes(OTHER_PW));
+        }
+      } finally {
+        await proxy.stop();
+      }
+    });
+  }
+});

@@ -75,6 +75,7 @@ export type AuthResolution =
   | { readonly kind: 'ambiguous'; readonly names: readonly string[] }
   | { readonly kind: 'no-secret'; readonly authType: AuthTypeSpec }
   | { readonly kind: 'secret-not-found'; readonly authType: AuthTypeSpec; readonly secretKey: ObjectKey }
+  | { readonly kind: 'cross-namespace'; readonly authType: AuthTypeSpec; readonly secretKey: ObjectKey }
   | { readonly kind: 'missing-keys'; readonly authType: AuthTypeSpec; readonly secretKey: ObjectKey; readonly secret: Secret; readonly missing: readonly string[] }
   | { readonly kind: 'ok'; readonly authType: AuthTypeSpec; readonly secretKey: ObjectKey; readonly secret: Secret; readonly data: Map<string, string> };
 
@@ -87,6 +88,11 @@ export interface IndexOptions {
   readonly trust?: TrustOptions;
   /** Upstream pools by origin and trust: how injectors reach token endpoints (InjectorContext.dispatcherFor). */
   readonly dispatcher?: (origin: string, trust: UpstreamTrust) => Dispatcher;
+  /**
+   * Let spec.auth.secretRef name a Secret in another namespace. Off by default: whoever may
+   * create Connectors in A could otherwise have the proxy inject B's credentials.
+   */
+  readonly allowCrossNamespaceSecrets?: boolean;
 }
 
 export class ConnectorIndex {
@@ -306,7 +312,10 @@ export class ConnectorIndex {
     }
     const ref = c.spec.auth?.secretRef;
     if (ref === undefined) return { kind: 'no-secret', authType };
-    const secretKey = objectKey(ref.namespace ?? c.metadata.namespace, ref.name);
+    const secretKey = objectKey(ref.namespace || c.metadata.namespace, ref.name);
+    if (ref.namespace && ref.namespace !== c.metadata.namespace && this.options.allowCrossNamespaceSecrets !== true) {
+      return { kind: 'cross-namespace', authType, secretKey };
+    }
     const secret = this.secrets.get(secretKey);
     if (secret === undefined) return { kind: 'secret-not-found', authType, secretKey };
     const data = decodeSecret(secret);
@@ -328,6 +337,7 @@ export class ConnectorIndex {
           ? { authType: auth.authType, injector: anonymousInjector(auth.authType, () => this.injectorContext(c, cls, trust, auth.authType)) }
           : { authType: auth.authType, broken: `auth type "${auth.authType.name}" of ${where} requires a Secret: set spec.auth.secretRef` };
       case 'secret-not-found': return { authType: auth.authType, broken: `Secret ${auth.secretKey} not found (spec.auth.secretRef)` };
+      case 'cross-namespace': return { authType: auth.authType, broken: crossNamespaceMessage(auth.secretKey) };
       case 'missing-keys':
         return { authType: auth.authType, broken: `Secret ${auth.secretKey} lacks key(s) ${auth.missing.join(', ')} required by auth type "${auth.authType.name}" of ${where}` };
       case 'ok': break;
@@ -384,4 +394,9 @@ export function decodeSecret(s: Secret): Map<string, string> {
   const out = new Map<string, string>();
   for (const [k, v] of Object.entries(s.data ?? {})) out.set(k, Buffer.from(v, 'base64').toString('utf8'));
   return out;
+}
+
+/** Why a Secret of another namespace is not used (route 502 and SecretReady). */
+export function crossNamespaceMessage(secretKey: ObjectKey): string {
+  return `Secret ${secretKey} is in another namespace than the Connector: refused unless the proxy runs with --allow-cross-namespace-secrets`;
 }

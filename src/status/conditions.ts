@@ -5,7 +5,7 @@ import type { Dispatcher } from 'undici';
 import type { Condition, Connector, ConnectorClass, HttpProbe, NameValue, Secret } from '../types';
 import { TemplateError } from '../templates';
 import { classTemplate } from '../templates/class-templates';
-import { decodeSecret, type ConnectorIndex } from '../sources/connector-index';
+import { crossNamespaceMessage, decodeSecret, type ConnectorIndex } from '../sources/connector-index';
 import { describeUrl, probe, type ProbeOutcome } from './probe';
 
 export interface CheckOptions {
@@ -75,6 +75,7 @@ function authSetup(c: Connector, cls: ConnectorClass, index: ConnectorIndex): Au
         : { authName: name, condition: cond('SecretReady', 'False', 'SecretRequired', `auth type "${name}" requires spec.auth.secretRef`) };
     }
     case 'secret-not-found': return { authName: auth.authType.name, condition: cond('SecretReady', 'False', 'SecretNotFound', `Secret ${auth.secretKey} not found`) };
+    case 'cross-namespace': return { authName: auth.authType.name, condition: cond('SecretReady', 'False', 'SecretCrossNamespace', crossNamespaceMessage(auth.secretKey)) };
     default: break;
   }
   const { authType: type, secret, secretKey } = auth;
