@@ -31,6 +31,8 @@ export function sendSocketError(socket: Duplex, status: number, message: string,
   else socket.destroy();
 }
 
+const BAD_RESPONSE = { status: 502, reason: 'bad_response', text: 'sent an invalid HTTP response' } as const;
+
 /** Maps an upstream failure (undici error codes, socket errors) to a status and a reason. */
 export function classifyUpstreamError(err: Error & { code?: string }): { status: 502 | 504; reason: string; text: string } {
   switch (err.code) {
@@ -42,8 +44,11 @@ export function classifyUpstreamError(err: Error & { code?: string }): { status:
     case 'ECONNRESET': case 'UND_ERR_SOCKET': case 'EPIPE': return { status: 502, reason: 'reset', text: 'closed the connection unexpectedly' };
     case 'HPE_INVALID_CONSTANT': case 'HPE_INVALID_HEADER_TOKEN': case 'HPE_INVALID_VERSION': case 'HPE_INVALID_STATUS':
     case 'HPE_INVALID_CHUNK_SIZE': case 'HPE_UNEXPECTED_CONTENT_LENGTH': case 'HPE_INVALID_TRANSFER_ENCODING':
-      return { status: 502, reason: 'bad_response', text: 'sent an invalid HTTP response' };
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+      return BAD_RESPONSE;
     default: {
+      // undici's parser errors do not always carry a code (garbage instead of a status line).
+      if (err.name === 'HTTPParserError' || err.code?.startsWith('HPE_')) return BAD_RESPONSE;
       const cert = certificateProblem(err.code);
       if (cert !== undefined) return { status: 502, reason: 'tls_certificate', text: cert };
       if (err.code?.startsWith('ERR_TLS') || err.code?.includes('CERT')) return { status: 502, reason: 'tls', text: `TLS failed (${err.code})` };

@@ -62,16 +62,54 @@ export function loadManifests(dir: string): Resource[] {
 /**
  * Calls `onChange` (debounced) when anything under `path` changes. Watches the folder, not
  * the file, so editors' rename-on-save and Kubernetes' symlink swaps are seen.
+ * `recursive` watches every sub-folder with a watcher of its own: Node 20's recursive
+ * fs.watch on Linux watches files, and loses a file once it was replaced by a rename (the
+ * second rename-on-save, or any write after it, went unseen). Closing the returned watcher
+ * closes the sub-folders' watchers too.
  */
 export function watchPath(path: string, recursive: boolean, onChange: () => void, debounceMs = 150, only?: (name: string) => boolean): FSWatcher {
   let timer: NodeJS.Timeout | undefined;
-  const w = watch(path, { recursive, persistent: false }, (_event, name) => {
+  const subs = new Map<string, FSWatcher>();
+  const fire = (): void => {
+    if (recursive) watchFolders(path, subs, listener);
+    onChange();
+  };
+  const listener = (_event: string, name: string | null): void => {
     if (only !== undefined && name !== null && !only(name)) return;
     if (timer) clearTimeout(timer);
-    timer = setTimeout(onChange, debounceMs);
-  });
+    timer = setTimeout(fire, debounceMs);
+  };
+  const w = watch(path, { persistent: false }, listener);
   w.on('error', () => { /* the folder vanished; the next reload reports it */ });
+  if (recursive) {
+    watchFolders(path, subs, listener);
+    w.once('close', () => { for (const s of subs.values()) s.close(); subs.clear(); });
+  }
   return w;
+}
+
+/** Adds a watcher for each sub-folder of `root` not watched yet and drops those of removed ones. */
+function watchFolders(root: string, subs: Map<string, FSWatcher>, listener: (event: string, name: string | null) => void): void {
+  const seen = new Set<string>();
+  const walk = (dir: string): void => {
+    let entries;
+    try { entries = readdirSync(dir, { withFileTypes: true }); } catch { return; }
+    for (const e of entries) {
+      if (!e.isDirectory() || e.name.startsWith('.')) continue; // `..data` swaps show in the parent
+      const p = join(dir, e.name);
+      seen.add(p);
+      if (!subs.has(p)) {
+        try {
+          const w = watch(p, { persistent: false }, listener);
+          w.on('error', () => undefined);
+          subs.set(p, w);
+        } catch { continue; }
+      }
+      walk(p);
+    }
+  };
+  walk(root);
+  for (const [p, w] of subs) if (!seen.has(p)) { w.close(); subs.delete(p); }
 }
 
 export class FileSource {
