@@ -14,9 +14,9 @@ const OWNED_UPSTREAM = new Set([
 ]);
 
 /** Names a `Connection` header lists are hop-by-hop too. */
-function connectionTokens(value: string | undefined): Set<string> | undefined {
-  if (value === undefined || value === '') return undefined;
-  let out: Set<string> | undefined;
+function connectionTokens(value: string | undefined, into?: Set<string>): Set<string> | undefined {
+  if (value === undefined || value === '') return into;
+  let out = into;
   for (const t of value.split(',')) {
     const name = t.trim().toLowerCase();
     if (name === '' || name === 'close' || name === 'keep-alive') continue;
@@ -161,7 +161,8 @@ export function clientResponseHeaders(raw: readonly Buffer[], rw: { rewriteValue
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
     const lower = name.toLowerCase();
-    if (lower === 'connection') listed = connectionTokens(raw[i + 1]!.toString('latin1'));
+    // Several Connection fields list names together (RFC 9110 section 5.3).
+    if (lower === 'connection') listed = connectionTokens(raw[i + 1]!.toString('latin1'), listed);
     if (HOP_BY_HOP.has(lower)) continue;
     let value = raw[i + 1]!.toString('latin1');
     if (rw !== undefined && (lower === 'location' || lower === 'content-location')) value = rw.rewriteValue(value);
