@@ -121,6 +121,8 @@ describe('auth bypass, header injection and credential confinement', () => {
       // Path parameters: Tomcat and Jetty read `..;x` as `..`.
       ['/namespaces/team/connectors/tool/..;/..;/other', 400],
       ['/namespaces/team/connectors/tool/%2e%2e;jsessionid=1/x', 400],
+      // A raw `#` ends the path for a tool that parses the target as a URL.
+      ['/namespaces/team/connectors/tool/..#x', 400],
       // Encoded separators inside the prefix are not separators: no such Connector.
       ['/namespaces/team/connectors/tool%2F..%2F..%2Fother%2Fconnectors%2Fsecret/x', 400],
       ['/namespaces/other%2Fconnectors%2Fsecret/connectors/tool/x', 404],
@@ -160,7 +162,7 @@ describe('auth bypass, header injection and credential confinement', () => {
       assert.equal(r.statuses[0], 403, `${h}: ${r.text}`);
     }
     // Not the proxy's domain, or not a Connector name: no Connector, whatever follows.
-    for (const h of ['c-hosted.other.proxy.test.evil.example', 'c-hosted.other.proxy.testx', 'x.c-hosted.other.proxy.test', 'c-hosted.other..proxy.test', 'c-.other.proxy.test', 'c-hosted.other.proxy.test:80:80', '[c-hosted.other.proxy.test]']) {
+    for (const h of ['c-hosted.other.proxy.test.evil.example', 'c-hosted.other.proxy.testx', 'x.c-hosted.other.proxy.test', 'c-hosted.other..proxy.test', 'c-.other.proxy.test', 'c-hosted.other.proxy.test:80:80', 'c-hosted.other.proxy.test:aa', '[c-hosted.other.proxy.test]']) {
       const r = await host(h);
       assert.ok(r.statuses[0] === 404 || r.statuses[0] === 400, `${h}: ${r.text}`);
     }

@@ -41,7 +41,10 @@ export class Resolver {
   connectorHost(hostHeader: string): { namespace: string; name: string } | undefined {
     let host = hostHeader;
     const colon = host.lastIndexOf(':');
-    if (colon > 0 && host.charCodeAt(0) !== 91 /* [ */) host = host.slice(0, colon);
+    if (colon > 0 && host.charCodeAt(0) !== 91 /* [ */) {
+      if (!isPort(host, colon + 1)) return undefined; // `host:aa` names no port, so no Connector
+      host = host.slice(0, colon);
+    }
     if (host.length <= this.suffix.length + 4) return undefined;
     host = host.toLowerCase();
     if (host.endsWith('.')) host = host.slice(0, -1); // a fully qualified name
@@ -58,6 +61,15 @@ export class Resolver {
   hostFor(namespace: string, name: string): string {
     return `c-${name}.${namespace}${this.suffix}`;
   }
+}
+
+/** Digits only (possibly none: `host:` is an empty port, RFC 3986) from `from` to the end. */
+function isPort(s: string, from: number): boolean {
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
 
 const PATH_PREFIX = '/namespaces/';
@@ -99,6 +111,7 @@ const notFound: ResolveResult = Object.freeze({
  */
 const DOT_SEGMENT = /(?:^|[/\\]|%2f|%5c)(?:\.|%2e){1,2}(?:;(?:(?!%2f|%5c)[^/\\])*)?(?=$|[/\\]|%2f|%5c)/i;
 const MAYBE_DOT = /\.|%2e/i;
+const PATH_END = /[?#]/;
 
 /**
  * True when the path (not the query) has a `.` or `..` segment, also percent-encoded, with
@@ -107,7 +120,8 @@ const MAYBE_DOT = /\.|%2e/i;
  * the Connector's address prefix), and they have no legitimate use through a Connector.
  */
 export function hasDotSegment(url: string): boolean {
-  const q = url.indexOf('?');
+  // A `#` ends the path too for a tool that parses the target as a URL (`/..#x` is `/..`).
+  const q = url.search(PATH_END);
   const path = q < 0 ? url : url.slice(0, q);
   return MAYBE_DOT.test(path) && DOT_SEGMENT.test(path);
 }
