@@ -15,9 +15,16 @@ const SMUGGLED = `GET ${P}/smuggled HTTP/1.1\r\n${H}\r\n`;
 describe('request smuggling and framing', () => {
   let up: RecordingUpstream;
   let proxy: ProxyProcess;
+  /** Upgrade requests the tool saw (it answers 101 to h2c and WebSocket under /ws, 200 elsewhere). */
+  const upgrades: string[] = [];
 
   before(async () => {
     up = await startRecordingUpstream();
+    up.server.on('upgrade', (req, socket) => {
+      upgrades.push(`${req.headers.upgrade} ${req.url}`);
+      if (req.url?.includes('/ws') || req.headers.upgrade === 'h2c') socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${req.headers.upgrade}\r\n\r\n`);
+      else socket.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno');
+    });
     proxy = await startProxy({
       manifests: { 'tool.yaml': connectorManifests({ address: `${up.origin}/base`, name: 'tool', resolver: 'path' }) },
     });
@@ -26,7 +33,7 @@ describe('request smuggling and framing', () => {
     await proxy?.stop();
     await up?.close();
   });
-  beforeEach(() => up.reset());
+  beforeEach(() => { up.reset(); upgrades.length = 0; });
 
   /** After every attack: a normal request on the same upstream pool still gets its own answer. */
   async function stillInSync(): Promise<void> {
@@ -173,5 +180,30 @@ describe('request smuggling and framing', () => {
       }
     }
     await stillInSync();
+  });
+
+  test('Upgrade: h2c is refused (raw HTTP/2 to the tool would skip every later check); nothing reaches the tool', async () => {
+    const r = await rawExchange(proxy.port, `GET ${P}/h2 HTTP/1.1\r\n${H}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`);
+    assert.equal(r.statuses[0], 400, r.text);
+    assert.match(r.text, /h2c/);
+    assert.ok(r.closed);
+    assert.deepEqual(upgrades, []);
+    assert.equal(up.requestLines().length, 0, up.raw());
+  });
+
+  test('an Upgrade the tool declines: its answer is relayed and the connection closed; bytes after it never reach the tool', async () => {
+    const r = await rawExchange(proxy.port, `GET ${P}/no-ws HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n${SMUGGLED}`, 1500);
+    assert.equal(r.statuses[0], 200, r.text);
+    assert.equal(r.statuses.length, 1, r.text);
+    assert.deepEqual(upgrades, ['websocket /base/no-ws']);
+    neverSmuggled();
+  });
+
+  test('an unauthenticated Upgrade: 401 on the raw socket, nothing relayed, bytes after it ignored', async () => {
+    const r = await rawExchange(proxy.port, `GET ${P}/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n${SMUGGLED}`, 1500);
+    assert.equal(r.statuses[0], 401, r.text);
+    assert.equal(r.statuses.length, 1);
+    assert.deepEqual(upgrades, []);
+    neverSmuggled();
   });
 });

@@ -36,3 +36,16 @@ function hostCount(raw: readonly string[]): number {
   }
   return n;
 }
+
+/**
+ * `Upgrade: h2c` would turn the connection into raw HTTP/2 to the tool: every later stream
+ * would skip the proxy's path confinement and credentials (h2c smuggling). WebSocket and
+ * SPDY sessions carry one exchange with the tool, checked and credentialed once.
+ */
+export function refusedUpgrade(req: IncomingMessage): { status: 400; message: string } | undefined {
+  const upgrade = req.headers.upgrade;
+  if (upgrade === undefined || !H2C.test(upgrade)) return undefined;
+  return { status: 400, message: 'Upgrade: h2c (HTTP/2 over cleartext) is not relayed: send HTTP/1.1 requests, or WebSocket/SPDY upgrades' };
+}
+
+const H2C = /(^|[\s,])h2c([\s,]|$)/i;

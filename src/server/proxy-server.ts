@@ -22,7 +22,7 @@ import type { ProxyAddressOptions } from '../status/proxy-address';
 import { PROXY_AUTHENTICATE, parseProxyAuthorization, parseTarget, targetMatches, type ForwardTarget } from './forward-proxy';
 import { hasDotSegment } from './resolve';
 import { isRegistryBase, serveRegistryBase } from './registry-base';
-import { overLimit, type RequestLimits } from './limits';
+import { overLimit, refusedUpgrade, type RequestLimits } from './limits';
 
 export interface ProxyDeps {
   readonly index: ConnectorIndex;
@@ -112,7 +112,7 @@ export class ProxyServer {
     socket.on('error', () => socket.destroy());
     const started = performance.now();
     this.inFlight++;
-    const over = overLimit(req, this.deps.limits);
+    const over = overLimit(req, this.deps.limits) ?? refusedUpgrade(req);
     if (over !== undefined) {
       sendSocketError(socket, over.status, over.message);
       this.finished(req, started, this.deps.metrics.unknownRoute, { status: over.status }, undefined, undefined);
