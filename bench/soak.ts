@@ -10,11 +10,12 @@
 // uploads (checked by hash), keep-alive and new connections, 401 and 404 answers.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest, createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { MAIN, connectorManifests } from '../test/support/proxy';
+import { openFds, rssOf } from '../test/support/raw';
 
 const num = (name: string, fallback: number): number => {
   const v = Number(process.env[name] ?? fallback);
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
   const sample = async (): Promise<void> => {
     const m = await call({ port: opsPort, path: '/metrics', headers: {}, agent: false });
     const metric = (name: string): number => Number(new RegExp(`^connectors_proxy_${name} (\\S+)$`, 'm').exec(m.text)?.[1] ?? NaN);
-    const { total, sockets } = fdsOf(pid);
+    const { total, sockets } = openFds(pid);
     const s: Sample = {
       t: (Date.now() - started) / 1000, rss: rssOf(pid), heap: metric('nodejs_heap_size_used_bytes'),
       handles: metric('nodejs_active_handles_total'), fds: total, sockets, requests,
@@ -188,20 +189,6 @@ async function listening(logFile: string): Promise<{ port: number; opsPort: numb
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`the proxy did not start:\n${readFileSync(logFile, 'utf8')}`);
-}
-
-function rssOf(pid: number): number {
-  return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
-}
-
-function fdsOf(pid: number): { total: number; sockets: number } {
-  let total = 0;
-  let sockets = 0;
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    total++;
-    try { if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) sockets++; } catch { /* closed meanwhile */ }
-  }
-  return { total, sockets };
 }
 
 /** Least-squares slope of y over x. */

@@ -11,7 +11,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectorManifests, startProxy, type ProxyProcess } from './support/proxy';
-import { openFds, rawExchange } from './support/raw';
+import { openFds, rawExchange, waitFor } from './support/raw';
 import { eventually, request, type Reply } from './support/http';
 import { startUpstream, type Upstream } from './support/upstream';
 
@@ -226,12 +226,4 @@ metadata: {name: policy-secret, namespace: team}
 type: Opaque
 stringData: {value: policy-secret}
 `;
-}
-
-async function waitFor(check: () => Promise<boolean> | boolean, what: string | (() => string), timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(typeof what === 'string' ? what : what());
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }

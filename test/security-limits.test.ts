@@ -5,7 +5,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { connectorManifests, startProxy, type ProxyProcess } from './support/proxy';
-import { closedWithin, openFds, openSocket, rawExchange, rssOf, startRecordingUpstream, type RecordingUpstream } from './support/raw';
+import { closedWithin, openFds, openSocket, rawExchange, rssOf, startRecordingUpstream, waitFor, type RecordingUpstream } from './support/raw';
 import { request } from './support/http';
 
 const P = '/namespaces/team/connectors/tool';
@@ -141,11 +141,3 @@ describe('limits on what a client may make the proxy hold', () => {
     await waitFor(() => Promise.resolve(openFds(pid).sockets <= before.sockets + 200), () => `sockets ${before.sockets} → ${openFds(pid).sockets}`);
   });
 });
-
-async function waitFor(check: () => Promise<boolean>, what: string | (() => string), timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(typeof what === 'string' ? what : what());
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

@@ -4,6 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import assert from 'node:assert/strict';
 
 /** What came back on a raw connection: all bytes until the peer closed or `waitMs` passed. */
 export interface RawReply {
@@ -134,4 +135,13 @@ export function openFds(pid: number): { total: number; sockets: number } {
 export function rssOf(pid: number): number {
   const pages = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
   return pages * 4096;
+}
+
+/** Polls `check` until true; fails with `what` after `timeoutMs`. */
+export async function waitFor(check: () => Promise<boolean> | boolean, what: string | (() => string), timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(typeof what === 'string' ? what : what());
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
