@@ -33,6 +33,11 @@ describe('limits on what a client may make the proxy hold', () => {
       ],
     });
     pid = proxy.child.pid!;
+    // A tool that accepts any Upgrade and echoes what comes after it.
+    up.server.on('upgrade', (_req, socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+      socket.pipe(socket);
+    });
   });
   after(async () => {
     await proxy?.stop();
@@ -93,6 +98,19 @@ describe('limits on what a client may make the proxy hold', () => {
     assert.ok(ms > 0 && ms < IDLE * 3, `closed after ${ms} ms`);
     assert.ok(!up.requests.some((q) => q.url === '/base/stall'), 'the tool never got a complete body');
     await waitFor(async () => (await inFlight()) === 0, 'no request stays in flight');
+  });
+
+  test('an Upgrade session is not cut by --client-idle-timeout-ms (kubectl exec may idle)', async () => {
+    const s = await openSocket(proxy.port);
+    let got = '';
+    s.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+    s.write(`GET ${P}/ws HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    await waitFor(() => got.includes('101 Switching'), () => `no 101: ${got}`);
+    await new Promise((r) => setTimeout(r, IDLE * 2));
+    assert.ok(!s.destroyed, 'the session is still open after twice the idle timeout');
+    s.write('ping-after-idle');
+    await waitFor(() => got.includes('ping-after-idle'), () => `no echo: ${got}`);
+    s.destroy();
   });
 
   test('an idle keep-alive connection is closed after --client-keepalive-ms', async () => {
