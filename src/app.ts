@@ -219,6 +219,7 @@ function kubernetesSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: Prox
   const restarts = metrics.counter('connectors_proxy_kube_watch_restarts_total', 'Restarts of a Kubernetes list+watch loop, by resource and reason (closed, gone = 410 relist, error).', ['resource', 'reason']);
   const watcher = new KubeSource(client, index, log, {
     caNamespace: cfg.customCaCerts ? cfg.namespace : undefined,
+    allowCrossNamespaceSecrets: cfg.allowCrossNamespaceSecrets,
     onConnector: writer && ((c) => writer.enqueue(c)),
     onRestart: (resource, reason) => restarts.labels(resource, reason).inc(),
   });

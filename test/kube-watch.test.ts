@@ -216,6 +216,9 @@ describe('references and proxy addresses', () => {
     assert.deepEqual(referencedSecrets(c({})), []);
     assert.deepEqual(referencedSecrets(c({ auth: { secretRef: { name: 's' } } })), ['ns/s']);
     assert.deepEqual(referencedSecrets(c({ auth: { secretRef: { name: 's', namespace: 'other' } }, caCertSecretRef: { name: 'ca' } })), ['other/s', 'ns/ca']);
+    // Without --allow-cross-namespace-secrets another namespace's Secret is not even watched.
+    assert.deepEqual(referencedSecrets(c({ auth: { secretRef: { name: 's', namespace: 'other' } }, caCertSecretRef: { name: 'ca' } }), false), ['ns/ca']);
+    assert.deepEqual(referencedSecrets(c({ auth: { secretRef: { name: 's', namespace: 'ns' } } }), false), ['ns/s']);
   });
 
   test('proxyAddress: host and path forms as the docs give them, none without spec.proxy', () => {

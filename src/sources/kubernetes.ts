@@ -20,18 +20,23 @@ export interface KubeSourceOptions {
    * connectors.cpaas.io/ca-cert="true" are kept too (the global CA Secrets).
    */
   readonly caNamespace?: string;
+  /**
+   * Keep Secrets a Connector names in another namespace (--allow-cross-namespace-secrets);
+   * otherwise the index refuses them anyway, so they are not watched or held.
+   */
+  readonly allowCrossNamespaceSecrets?: boolean;
   /** Overrides for the reflectors (tests). */
   readonly reflector?: Pick<ReflectorOptions, 'watchTimeoutSeconds' | 'backoffMs' | 'pageSize'>;
 }
 
 const GROUP_PATH = `/apis/${API_VERSION}`;
 
-/** The Secrets a Connector needs: its auth Secret and its CA Secret. */
-export function referencedSecrets(c: Connector): ObjectKey[] {
+/** The Secrets a Connector needs: its auth Secret (unless in another namespace and not allowed) and its CA Secret. */
+export function referencedSecrets(c: Connector, crossNamespace = true): ObjectKey[] {
   const out: ObjectKey[] = [];
   const ns = c.metadata.namespace;
   const auth = c.spec?.auth?.secretRef;
-  if (auth?.name) out.push(objectKey(auth.namespace || ns, auth.name));
+  if (auth?.name && (crossNamespace || !auth.namespace || auth.namespace === ns)) out.push(objectKey(auth.namespace || ns, auth.name));
   const ca = c.spec?.caCertSecretRef?.name;
   if (ca) out.push(objectKey(ns, ca));
   return out;
@@ -87,7 +92,7 @@ export class KubeSource {
       },
       upsert: (o) => {
         const c = withKind(o, 'Connector', API_VERSION);
-        this.reference(objectKey(c.metadata.namespace, c.metadata.name), referencedSecrets(c));
+        this.reference(objectKey(c.metadata.namespace, c.metadata.name), referencedSecrets(c, this.opts.allowCrossNamespaceSecrets === true));
         index.upsert(c);
         opts.onConnector?.(c);
       },
@@ -192,7 +197,7 @@ export class KubeSource {
     this.refCount.clear();
     this.refsOf.clear();
     for (const c of all) {
-      const refs = referencedSecrets(c);
+      const refs = referencedSecrets(c, this.opts.allowCrossNamespaceSecrets === true);
       if (refs.length === 0) continue;
       this.refsOf.set(objectKey(c.metadata.namespace, c.metadata.name), refs);
       for (const r of refs) this.refCount.set(r, (this.refCount.get(r) ?? 0) + 1);
