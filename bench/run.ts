@@ -104,6 +104,7 @@ metadata:
   annotations:
     connectors.cpaas.io/proxy-resolver: path
 spec:
+  proxy: {}
   auth:
     types:
       - name: rego

@@ -36,6 +36,7 @@ metadata:
   annotations:
     connectors.cpaas.io/proxy-resolver: ${resolver}
 spec:
+  proxy: {}
   address:
     type: string
   auth:
@@ -583,6 +584,7 @@ metadata:
   name: oci
   annotations: {connectors.cpaas.io/proxy-resolver: path}
 spec:
+  proxy: {}
   address: {type: string}
   auth:
     types:

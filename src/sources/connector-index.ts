@@ -8,7 +8,7 @@ import {
 import { buildInjector, anonymousInjector, type Injector, type InjectorContext } from '../inject';
 import { TokenExtractor } from '../auth/extractor';
 import type { PolicyHandle, PolicyStore } from '../rego/policy-store';
-import { requiredSecretKeys } from './validate';
+import { requiredSecretKeys, validateConnector } from './validate';
 import type { Dispatcher } from 'undici';
 import { SYSTEM_TRUST, TrustResolver, type TrustOptions, type UpstreamTrust } from '../tls/ca-trust';
 
@@ -232,6 +232,8 @@ export class ConnectorIndex {
   }
 
   private buildRoute(key: ObjectKey, c: Connector): Route {
+    const refused = validateConnector(c, this.classes.get(c.spec.connectorClassName));
+    if (refused !== undefined) return unservedRoute(key, c, this.classes.get(c.spec.connectorClassName), refused);
     const upstream = upstreamOf(new URL(c.spec.address));
     const base = {
       key,
@@ -383,6 +385,13 @@ function sameClass(a: ConnectorClass, b: ConnectorClass): boolean {
   const ga = a.metadata.generation;
   if (ga !== undefined && ga === b.metadata.generation) return true;
   return JSON.stringify(a.spec) === JSON.stringify(b.spec);
+}
+
+/** A Connector the validator refuses (src/sources/validate.ts): every request gets 502 with `broken`. */
+function unservedRoute(key: ObjectKey, c: Connector, cls: ConnectorClass | undefined, broken: string): Route {
+  let upstream: Upstream = { origin: '', basePath: '', host: '' };
+  try { upstream = upstreamOf(new URL(c.spec.address)); } catch { /* the invalid field may be the address */ }
+  return { key, namespace: c.metadata.namespace, name: c.metadata.name, className: c.spec.connectorClassName, resolver: cls ? resolverOf(cls) : 'host', upstream, forwardTargets: upstream.origin ? [upstream] : [], trust: SYSTEM_TRUST, injector: undefined, authType: '', broken };
 }
 
 /** The last-good key of a class's policy; `authType` is '' for the auth extractor. */
