@@ -73,6 +73,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   const prober = cfg.probes.enabled
     ? new StatusProber(index, source.statusSink, log, {
       intervalMs: cfg.probes.intervalMs, concurrency: Math.max(1, cfg.probes.concurrency), timeoutMs: cfg.probes.timeoutMs,
+      customCaCerts: cfg.customCaCerts,
       proxyAddress: (c, cls) => proxyAddress(c, cls, addressOptions),
       dispatcherFor: (c) => {
         const r = index.route(c.metadata.namespace, c.metadata.name);
