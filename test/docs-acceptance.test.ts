@@ -113,7 +113,7 @@ const clientEnv = (dir: string): NodeJS.ProcessEnv => ({ PATH: process.env.PATH,
 
 async function must(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
   const r = await run(cmd, args, { env, cwd, timeoutMs: 180_000 });
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} → ${r.code}: ${r.stderr.trim().slice(-800)}`);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} → ${r.code}: ${r.stderr.trim().slice(-800)}\n${r.stdout.toString().split('\n').filter((l) => /ERROR/.test(l)).slice(0, 5).join('\n')}`);
   return r.stdout.toString();
 }
 
@@ -146,7 +146,8 @@ const SKOPEO_CLIENT = (host: () => string, user: string): Client => ({
   name: 'skopeo login --get-login',
   run: async (file, dir) => {
     const out = await must('skopeo', ['login', '--get-login', '--authfile', file, host()], clientEnv(dir), dir);
-    assert.equal(out.trim(), user);
+    // The Connector's name: the class renders it as the config.json user.
+    assert.match(out.trim(), new RegExp(`^${user}(-r\\d+)?$`));
     return out;
   },
 });
@@ -154,7 +155,7 @@ const KUBECTL_CLIENT: Client = {
   name: 'kubectl config view',
   run: async (file, dir) => {
     const out = await must(join(KUBE_BIN_DIR, 'kubectl'), ['--kubeconfig', file, 'config', 'view', '--minify', '-o', 'jsonpath={.clusters[0].cluster.proxy-url}'], clientEnv(dir), dir);
-    assert.match(out, new RegExp(`^http://${NS}%2Fk8s-connector:[^@]+@127\\.0\\.0\\.1:${port}$`));
+    assert.match(out, new RegExp(`^http://${NS}%2Fk8s-connector(-r\\d+)?:[^@]+@127\\.0\\.0\\.1:${port}$`));
     return out;
   },
 };
@@ -165,8 +166,11 @@ const MAVEN_CLIENT: Client = {
   name: 'mvn help:effective-settings',
   run: async (file, dir) => {
     if (mavenHelp !== undefined) throw new Error(`skipped: ${mavenHelp}`);
-    const out = await must('mvn', ['-B', '-o', '-s', file, `-Dmaven.repo.local=${MAVEN_REPO}`, 'org.apache.maven.plugins:maven-help-plugin:3.5.1:effective-settings'], clientEnv(dir), dir);
-    assert.match(out, /<proxy>[\s\S]*<host>127\.0\.0\.1<\/host>[\s\S]*<port>\d+<\/port>/);
+    // -llr: the plugin was downloaded from Central, a settings.xml mirror of * has another id.
+    const out = await must('mvn', ['-B', '-o', '-llr', '-s', file, `-Dmaven.repo.local=${MAVEN_REPO}`, 'org.apache.maven.plugins:maven-help-plugin:3.5.1:effective-settings'], clientEnv(dir), dir);
+    const proxyBlock = /<proxies>([\s\S]*?)<\/proxies>/.exec(out)?.[1] ?? '';
+    assert.match(proxyBlock, /<host>127\.0\.0\.1<\/host>/, out);
+    assert.match(proxyBlock, /<port>\d+<\/port>/, out);
     return out;
   },
 };
@@ -309,7 +313,7 @@ const ROWS: readonly Row[] = [
   {
     label: 'connectorclass.mdx: gitconfig example', source: 'docs: connectors/concepts/connectorclass.mdx:723 (apiVersion added)',
     cls: () => docsObject('docs/en/connectors/concepts/connectorclass.mdx:723', 'ConnectorClass').object as unknown as Obj,
-    connector: () => pointed('docs/en/connectors/concepts/connector.mdx:97', 'github-demo', gitOrigin),
+    connector: () => pointed('docs/en/connectors/concepts/connector.mdx:43', 'git-github', gitOrigin),
     configs: [{ configuration: 'gitconfig', file: '.gitconfig', client: GIT_CLIENT }],
   },
   {
@@ -372,7 +376,8 @@ before(async () => {
     git(req, res);
   }));
   ({ server: mavenServer, origin: mavenOrigin } = await listen(mavenHandler));
-  [registry, verdaccio, pypi, kube] = await Promise.all([startRegistryHarness(REGISTRY.username, REGISTRY.password), startVerdaccio(), startPypiserver(), startKube()]);
+  // Verdaccio with its web UI: the docs' npm class probes `/`, which a registry with a front page answers.
+  [registry, verdaccio, pypi, kube] = await Promise.all([startRegistryHarness(REGISTRY.username, REGISTRY.password), startVerdaccio(undefined, undefined, { web: true }), startPypiserver(), startKube()]);
   await kube.applyYaml(docs(example('deploy/crds/connectorclasses.yaml'), example('deploy/crds/connectors.yaml')));
   await kube.waitForCrdEstablished('connectorclasses.connectors.alauda.io');
   await kube.waitForCrdEstablished('connectors.connectors.alauda.io');
@@ -480,7 +485,10 @@ describe('every docs ConnectorClass: applies, Ready=True against a real server, 
 
 describe('the CLI as an init container under the restricted Pod Security level', () => {
   test('examples/init-container/pod.yaml passes a server-side dry run in a namespace enforcing restricted', async () => {
-    await kube.applyYaml(docs({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'restricted-demo', labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } } }));
+    await kube.applyYaml(docs(
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'restricted-demo', labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } } },
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'builder', namespace: 'restricted-demo' } },
+    ));
     const pod = example('examples/init-container/pod.yaml');
     const r = await kube.kubectl(['apply', '--dry-run=server', '--validate=strict', '-n', 'restricted-demo', '-f', '-'], { input: pod });
     assert.equal(r.code, 0, r.stderr);

@@ -68,7 +68,7 @@ function supervise(cmd: string, args: string[], dir: string, url: string, userna
 }
 
 /** Verdaccio requiring login for every read and publish; no uplinks (nothing from the internet). */
-export async function startVerdaccio(username = 'npm-tool-user', password = 'npm-tool-pw-V3rd'): Promise<PackageRegistry> {
+export async function startVerdaccio(username = 'npm-tool-user', password = 'npm-tool-pw-V3rd', o: { web?: boolean } = {}): Promise<PackageRegistry> {
   const dir = mkdtempSync(join(tmpdir(), 'cproxy-verdaccio-'));
   writeFileSync(join(dir, 'htpasswd'), htpasswd(username, password));
   writeFileSync(join(dir, 'config.yaml'), [
@@ -76,7 +76,7 @@ export async function startVerdaccio(username = 'npm-tool-user', password = 'npm
     'auth:', '  htpasswd:', `    file: ${join(dir, 'htpasswd')}`, '    max_users: -1',
     'uplinks: {}',
     'packages:', "  '**':", '    access: $authenticated', '    publish: $authenticated', '    unpublish: $authenticated',
-    'web: {enable: false}',
+    `web: {enable: ${o.web === true}}`,
     'log: {type: stdout, format: json, level: warn}',
   ].join('\n') + '\n');
   const port = await freePort();
