@@ -54,6 +54,17 @@ function paramsFor(conf: ConfigurationSpec, given: Readonly<Record<string, unkno
   return { ...out, ...given };
 }
 
+/** What a configuration's templates see (the docs' "Available Variables"), for `targets` of one class. */
+export function configurationData(targets: readonly RenderTarget[], ctx: RenderContext, conf: ConfigurationSpec): Record<string, unknown> {
+  const connectors = targets.map(connectorData);
+  return {
+    connector: connectors[0], connectors,
+    connectorclass: { ...targets[0]?.cls, proxyAddress: ctx.forwardProxy },
+    context: { token: ctx.token, proxy: { caCert: ctx.caPem ?? '' } },
+    configurations: paramsFor(conf, ctx.params[conf.name]),
+  };
+}
+
 /**
  * Renders configurations of one class for `targets` (Connectors of that class, in request
  * order; `.connector` is the first). `only` limits it to some configuration names. Throws
@@ -63,16 +74,10 @@ export function renderClassConfigurations(targets: readonly RenderTarget[], ctx:
   const first = targets[0];
   if (first === undefined) return [];
   const cls = first.cls;
-  const connectors = targets.map(connectorData);
-  const connectorclass = { ...cls, proxyAddress: ctx.forwardProxy };
   const out: RenderedConfiguration[] = [];
   (cls.spec.configurations ?? []).forEach((conf, i) => {
     if (only !== undefined && !only.has(conf.name)) return;
-    const data = {
-      connector: connectors[0], connectors, connectorclass,
-      context: { token: ctx.token, proxy: { caCert: ctx.caPem ?? '' } },
-      configurations: paramsFor(conf, ctx.params[conf.name]),
-    };
+    const data = configurationData(targets, ctx, conf);
     const files: Record<string, string> = {};
     for (const [file, text] of Object.entries(conf.data ?? {})) {
       try {

@@ -1,5 +1,12 @@
 // The case table of test/templates.test.ts: each template is rendered with its data by Go's
 // text/template + sprig (test/support/gotemplate) and by src/templates; results must be equal.
+// The last rows are every template of the docs' classes (test/fixtures/docs): each
+// configuration file with the data the configurations endpoint gives it, each probe path and
+// header with the probes' Go-style data.
+import type { Connector, ConnectorClass, Secret } from '../../src/types';
+import { configurationData, type RenderTarget } from '../../src/templates/configurations';
+import { goConnector, goSecret } from '../../src/status/conditions';
+import { docsExamples } from './docs-fixtures';
 
 export interface TemplateCase {
   /** Template name, as the caller passes it (appears in errors). */
@@ -377,6 +384,50 @@ const rows: Row[] = [
   ['exec error on a later line names the position', '[url "{{ .connector.status.proxyAddress }}"]\n    insteadOf = {{ .connector.spec.address.host }}\n', configData, CONFIG_NAME],
 ];
 
-export const TEMPLATE_CASES: readonly TemplateCase[] = rows.map(([what, template, data, name]) => ({
+/** Every template in the docs' classes, with the data the proxy renders it with. */
+function docsTemplateRows(): Row[] {
+  const out: Row[] = [];
+  const token = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJidWlsZGVyIn0.c2ln';
+  const secret: Secret = {
+    apiVersion: 'v1', kind: 'Secret', metadata: { name: 'tool-secret', namespace: 'team-a' }, type: 'kubernetes.io/basic-auth',
+    data: { username: Buffer.from('alice').toString('base64'), password: Buffer.from('p@ss:wörd').toString('base64'), token: Buffer.from('tok-123').toString('base64') },
+  };
+  for (const e of docsExamples()) {
+    if (e.object.kind !== 'ConnectorClass') continue;
+    const cls = e.object as unknown as ConnectorClass;
+    const where = `${e.source.split(' ')[0]} ${cls.metadata.name}`;
+    const connectors: Connector[] = ['alpha', 'beta'].map((n, i) => ({
+      apiVersion: 'connectors.alauda.io/v1alpha1', kind: 'Connector', metadata: { name: `${cls.metadata.name}-${n}`, namespace: 'team-a' },
+      spec: {
+        connectorClassName: cls.metadata.name, address: i === 0 ? 'https://tool.example.com/repository/npm-public' : 'http://tool2.example.com:8081',
+        params: [{ name: 'sslVerify', value: 'false' }, { name: 'registryType', value: 'mirror' }],
+        auth: { name: cls.spec?.auth?.types?.[0]?.name ?? 'basicAuth', secretRef: { name: 'tool-secret' }, params: [{ name: 'repository', value: 'org/repo.git' }] },
+      },
+    }));
+    const targets: RenderTarget[] = connectors.map((c) => ({ connector: c, cls, proxyAddress: `http://c-${c.metadata.name}.team-a.svc.cluster.local` }));
+    for (const conf of cls.spec?.configurations ?? []) {
+      const params = Object.fromEntries((conf.params ?? []).map((p) => [p.name, `${p.name}-value`]));
+      const data = configurationData(targets, { token, caPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', forwardProxy: 'http://connectors-proxy.connectors-system.svc:8080', params: { [conf.name]: params } }, conf);
+      for (const [file, text] of Object.entries(conf.data ?? {})) {
+        out.push([`docs template: ${where}, configuration ${conf.name}, ${file}`, text, data, `ConnectorClass ${cls.metadata.name}, spec.configurations[].data[${JSON.stringify(file)}]`]);
+      }
+    }
+    const probeData = { Connector: goConnector(connectors[0]!), Secret: goSecret(secret) };
+    const probes = [
+      ...(cls.spec?.livenessProbe ? [['livenessProbe', cls.spec.livenessProbe] as const] : []),
+      ...(cls.spec?.authProbes ?? []).map((p, i) => [`authProbes[${i}].probe`, p.probe ?? {}] as const),
+    ];
+    for (const [field, probe] of probes) {
+      if (probe.http?.path) out.push([`docs template: ${where}, ${field}.http.path`, probe.http.path, probeData]);
+      if (probe.api?.path) out.push([`docs template: ${where}, ${field}.api.path`, probe.api.path, probeData]);
+      const headers = probe.http?.httpHeaders;
+      const list = Array.isArray(headers) ? headers.map((h) => [h.name, h.value] as const) : Object.entries(headers ?? {});
+      for (const [name, value] of list) out.push([`docs template: ${where}, ${field}.http.httpHeaders ${name}`, String(value), probeData]);
+    }
+  }
+  return out;
+}
+
+export const TEMPLATE_CASES: readonly TemplateCase[] = [...rows, ...docsTemplateRows()].map(([what, template, data, name]) => ({
   what, template, data: data ?? null, name: name ?? `case ${what}`,
 }));
