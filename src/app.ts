@@ -86,8 +86,9 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     })
     : undefined;
 
+  const accessLog = new AccessLog(log);
   proxy = new ProxyServer({
-    store, routes, resolver: new Resolver(cfg.domain), auth, pools, metrics, log, accessLog: new AccessLog(log),
+    store, routes, resolver: new Resolver(cfg.domain), auth, pools, metrics, log, accessLog,
     timeouts: { headersMs: cfg.headersTimeoutMs, bodyIdleMs: cfg.bodyIdleTimeoutMs },
     proto: cfg.proto,
     address: addressOptions,
@@ -150,6 +151,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       while (active.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       for (const s of servers) s.closeAllConnections();
       await closed;
+      accessLog.flush();
       await new Promise<void>((resolve) => ops.close(() => resolve()));
       await pools.close();
       await source.close();

@@ -44,6 +44,8 @@ export interface AccessRecord {
 export class AccessLog {
   private readonly stream: { write(s: string): unknown };
   private readonly bindings: string;
+  /** Lines of this event-loop turn, written together at its end: one write, not one per request. */
+  private pending = '';
 
   constructor(private readonly log: Logger) {
     const l = log as unknown as Record<symbol, unknown>;
@@ -60,6 +62,15 @@ export class AccessLog {
     line += `,"path":${JSON.stringify(r.path)},"status":${r.status},"ms":${r.ms}`;
     if (r.upstreamError !== undefined) line += `,"upstreamError":${JSON.stringify(r.upstreamError)}`;
     if (r.clientAborted === true) line += ',"clientAborted":true';
-    this.stream.write(line + ',"msg":"request"}\n');
+    if (this.pending === '') setImmediate(this.flush);
+    this.pending += line + ',"msg":"request"}\n';
   }
+
+  /** Writes the lines held for this turn (also before the process exits). */
+  readonly flush = (): void => {
+    if (this.pending === '') return;
+    const lines = this.pending;
+    this.pending = '';
+    this.stream.write(lines);
+  };
 }

@@ -13,9 +13,13 @@ const OWNED_UPSTREAM = new Set([
   'content-length', // set from the parsed value, once
 ]);
 
+const CONNECTION_OPTIONS = new Set(['keep-alive', 'close']);
+
 /** Names a `Connection` header lists are hop-by-hop too. */
 function connectionTokens(value: string | undefined, into?: Set<string>): Set<string> | undefined {
   if (value === undefined || value === '') return into;
+  // What nearly every peer sends, and lists no header.
+  if (value.length <= 10 && CONNECTION_OPTIONS.has(value.toLowerCase())) return into;
   let out = into;
   for (const t of value.split(',')) {
     const name = t.trim().toLowerCase();
