@@ -10,9 +10,10 @@
 // Only on the proxy's own host names: on a `c-<name>.<ns>.<domain>` host every path is the tool's.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { ClientAuthenticator, AuthDecision } from '../auth/authenticator';
-import { WWW_AUTHENTICATE, tokenFromAuthorization } from '../auth/client-token';
-import type { ConnectorIndex } from '../sources/connector-index';
+import { tokenFromAuthorization } from '../auth/client-token';
+import type { ObjectStore } from '../sources/store';
+import { settle, type MaybePromise } from '../util/maybe';
+import type { Admissions, Refusal } from './admission';
 import {
   MountError, parseParams, parseSelection, renderClassConfigurations, renderMount, type RenderContext, type RenderTarget,
 } from '../templates/configurations';
@@ -30,8 +31,8 @@ const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const MAX_CONNECTORS = 16;
 
 export interface ConfigurationsDeps {
-  readonly index: ConnectorIndex;
-  readonly auth: ClientAuthenticator;
+  readonly store: ObjectStore;
+  readonly admissions: Admissions;
   readonly address: ProxyAddressOptions;
   readonly log: Logger;
   /**
@@ -57,17 +58,18 @@ function target(c: Connector, cls: ConnectorClass, o: ProxyAddressOptions): Rend
   return { connector: c, cls, proxyAddress: proxyAddress(c, cls, o) };
 }
 
+type Decision = Refusal | { readonly admitted: true; readonly user: string };
+
 /** Every Connector must allow the token; the first refusal answers. */
-function checkAll(deps: ConfigurationsDeps, token: string, refs: ReadonlyArray<{ namespace: string; name: string }>, done: (d: AuthDecision) => void): void {
-  const decisions = refs.map((r) => deps.auth.check(token, r));
-  const settle = (all: AuthDecision[]): void => done(all.find((d) => !d.allowed) ?? all[0]!);
-  if (decisions.every((d) => !(d instanceof Promise))) settle(decisions as AuthDecision[]);
-  else Promise.all(decisions).then(settle, () => done({ allowed: false, status: 503, reason: 'cannot check the token now; try again' }));
+function checkAll(deps: ConfigurationsDeps, token: string | undefined, refs: ReadonlyArray<{ namespace: string; name: string }>, done: (d: Decision) => void): void {
+  const decisions: Array<MaybePromise<Decision>> = refs.map((r) => deps.admissions.connector(token, r));
+  const first = (all: Decision[]): void => done(all.find((d) => !d.admitted) ?? all[0]!);
+  settle(decisions.some((d) => d instanceof Promise) ? Promise.all(decisions) : decisions as Decision[], first,
+    () => done({ admitted: false, status: 503, message: 'cannot check the token now; try again' }));
 }
 
-function refused(res: ServerResponse, d: Extract<AuthDecision, { allowed: false }>): void {
-  const headers = d.status === 401 ? { 'www-authenticate': WWW_AUTHENTICATE } : undefined;
-  sendError(res, d.status, d.status === 401 ? `token rejected: ${d.reason}` : d.status === 403 ? `forbidden: ${d.reason}` : `cannot check the token now: ${d.reason}`, headers);
+function refused(res: ServerResponse, d: Refusal): void {
+  sendError(res, d.status, d.message, d.headers as Record<string, string> | undefined);
 }
 
 function renderFailed(res: ServerResponse, deps: ConfigurationsDeps, who: string, e: unknown): void {
@@ -86,7 +88,6 @@ export function serveConfigurations(req: IncomingMessage, res: ServerResponse, d
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'configurations are read with GET', { allow: 'GET, HEAD' });
   const token = tokenFromAuthorization(req.headers.authorization);
-  if (token === undefined) return sendError(res, 401, 'authentication required: send your ServiceAccount token as the Basic password or a Bearer token', { 'www-authenticate': WWW_AUTHENTICATE });
   if (files !== null) return serveMount(req, res, deps, token, files[1], new URLSearchParams(query));
   const [, namespace, name, configName, fileName] = m as unknown as [string, string, string, string | undefined, string | undefined];
   let file: string | undefined;
@@ -96,12 +97,12 @@ export function serveConfigurations(req: IncomingMessage, res: ServerResponse, d
     return sendError(res, 400, 'bad percent-encoding in the file name');
   }
   checkAll(deps, token, [{ namespace, name }], (d) => {
-    if (!d.allowed) return refused(res, d);
-    const c = deps.index.connector(namespace, name);
-    if (c === undefined) return sendError(res, deps.index.ready ? 404 : 503, deps.index.ready ? `connector ${namespace}/${name} not found` : 'connectors are not loaded yet; try again');
-    const cls = deps.index.connectorClass(c.spec.connectorClassName);
+    if (!d.admitted) return refused(res, d);
+    const c = deps.store.connector(namespace, name);
+    if (c === undefined) return sendError(res, deps.store.ready ? 404 : 503, deps.store.ready ? `connector ${namespace}/${name} not found` : 'connectors are not loaded yet; try again');
+    const cls = deps.store.connectorClass(c.spec.connectorClassName);
     if (cls === undefined) return sendError(res, 502, `connector ${namespace}/${name}: ConnectorClass "${c.spec.connectorClassName}" not found`);
-    const ctx: RenderContext = { token, caPem: deps.proxyCaPem?.(), forwardProxy: forwardProxyBase(c, deps.address), params: {} };
+    const ctx: RenderContext = { token: token!, caPem: deps.proxyCaPem?.(), forwardProxy: forwardProxyBase(c, deps.address), params: {} };
     let rendered;
     try {
       rendered = renderClassConfigurations([target(c, cls, deps.address)], ctx, configName === undefined ? undefined : new Set([configName]));
@@ -130,7 +131,7 @@ function sendFile(req: IncomingMessage, res: ServerResponse, text: string): void
 }
 
 /** The CSI volume: `connectors`, `namespace` (for bare names), `configuration.names`, `configuration.params`. */
-function serveMount(req: IncomingMessage, res: ServerResponse, deps: ConfigurationsDeps, token: string, rawFile: string | undefined, q: URLSearchParams): void {
+function serveMount(req: IncomingMessage, res: ServerResponse, deps: ConfigurationsDeps, token: string | undefined, rawFile: string | undefined, q: URLSearchParams): void {
   let file: string | undefined;
   let selection;
   let params;
@@ -158,16 +159,16 @@ function serveMount(req: IncomingMessage, res: ServerResponse, deps: Configurati
   }
   // The token is checked for every Connector first: a caller learns nothing about the others.
   checkAll(deps, token, refs, (d) => {
-    if (!d.allowed) return refused(res, d);
+    if (!d.admitted) return refused(res, d);
     const targets: RenderTarget[] = [];
     for (const r of refs) {
-      const c = deps.index.connector(r.namespace, r.name);
-      if (c === undefined) return sendError(res, deps.index.ready ? 404 : 503, deps.index.ready ? `connector ${r.namespace}/${r.name} not found` : 'connectors are not loaded yet; try again');
-      const cls = deps.index.connectorClass(c.spec.connectorClassName);
+      const c = deps.store.connector(r.namespace, r.name);
+      if (c === undefined) return sendError(res, deps.store.ready ? 404 : 503, deps.store.ready ? `connector ${r.namespace}/${r.name} not found` : 'connectors are not loaded yet; try again');
+      const cls = deps.store.connectorClass(c.spec.connectorClassName);
       if (cls === undefined) return sendError(res, 502, `connector ${r.namespace}/${r.name}: ConnectorClass "${c.spec.connectorClassName}" not found`);
       targets.push(target(c, cls, deps.address));
     }
-    const ctx: RenderContext = { token, caPem: deps.proxyCaPem?.(), forwardProxy: forwardProxyBase(targets[0]!.connector, deps.address), params: params! };
+    const ctx: RenderContext = { token: token!, caPem: deps.proxyCaPem?.(), forwardProxy: forwardProxyBase(targets[0]!.connector, deps.address), params: params! };
     const who = refs.map((r) => `${r.namespace}/${r.name}`).join(',');
     let out: Record<string, string>;
     try {

@@ -6,7 +6,8 @@ import { X509Certificate } from 'node:crypto';
 import type { Condition, Connector, ConnectorClass, HttpProbe, NameValue, Probe, Secret } from '../types';
 import { TemplateError } from '../templates';
 import { classTemplate } from '../templates/class-templates';
-import { crossNamespaceMessage, decodeSecret, type ConnectorIndex } from '../sources/connector-index';
+import { crossNamespaceMessage, decodeSecret, resolveAuth } from '../sources/auth-resolution';
+import type { ObjectStore } from '../sources/store';
 import { classProblem, connectorProblem } from '../sources/validate';
 import { caCertificatesOf } from '../tls/ca-trust';
 import { celSyntaxError, evaluateResponseCel } from './cel';
@@ -18,6 +19,8 @@ export interface CheckOptions {
   readonly proxyAddress: (c: Connector, cls: ConnectorClass) => string | undefined;
   /** How a Connector's tool is reached with its CA trust (caCertSecretRef, global CA Secrets). */
   readonly dispatcherFor?: (c: Connector) => Dispatcher | undefined;
+  /** --allow-cross-namespace-secrets: a secretRef to another namespace is used (SecretReady). */
+  readonly allowCrossNamespaceSecrets?: boolean;
   /** --enable-custom-ca-certs: Connectors get the informational CACertReady condition. */
   readonly customCaCerts?: boolean;
 }
@@ -68,8 +71,8 @@ interface AuthSetup {
   readonly condition: Condition;
 }
 
-function authSetup(c: Connector, cls: ConnectorClass, index: ConnectorIndex): AuthSetup {
-  const auth = index.resolveAuth(c, cls);
+function authSetup(c: Connector, cls: ConnectorClass, index: ObjectStore, allowCrossNamespace: boolean): AuthSetup {
+  const auth = resolveAuth(c, cls, (ns, name) => index.secret(ns, name), allowCrossNamespace);
   switch (auth.kind) {
     case 'none': return { condition: cond('SecretReady', 'True', 'NonAuth', 'the ConnectorClass defines no auth types') };
     case 'unknown-type': return { condition: cond('SecretReady', 'False', 'InvalidAuthType', `ConnectorClass "${cls.metadata.name}" has no auth type "${auth.wanted}"`) };
@@ -125,7 +128,7 @@ function outcomeCondition(type: string, method: string, o: ProbeOutcome, authFai
 }
 
 /** All conditions of a Connector, probing the tool now. */
-export async function connectorConditions(c: Connector, index: ConnectorIndex, o: CheckOptions): Promise<Condition[]> {
+export async function connectorConditions(c: Connector, index: ObjectStore, o: CheckOptions): Promise<Condition[]> {
   const cls = index.connectorClass(c.spec.connectorClassName);
   if (cls === undefined) {
     const others = [
@@ -144,7 +147,7 @@ export async function connectorConditions(c: Connector, index: ConnectorIndex, o
     return [...others, ...caCertCondition(c, index, o), readyCondition(others)];
   }
   const classReady = cond('ConnectorClassReady', 'True');
-  const auth = authSetup(c, cls, index);
+  const auth = authSetup(c, cls, index, o.allowCrossNamespaceSecrets === true);
 
   const liveness = cls.spec.livenessProbe;
   const livenessP: Promise<Condition> = liveness?.http == null && liveness?.api == null
@@ -172,7 +175,7 @@ export async function connectorConditions(c: Connector, index: ConnectorIndex, o
  * CACertReady (connector.mdx): informational (severity Info, not part of Ready) and present
  * only with --enable-custom-ca-certs. Valid / NoCACert / SecretNotFound / InvalidPEM.
  */
-function caCertCondition(c: Connector, index: ConnectorIndex, o: CheckOptions): Condition[] {
+function caCertCondition(c: Connector, index: ObjectStore, o: CheckOptions): Condition[] {
   if (o.customCaCerts !== true) return [];
   const info = (status: Condition['status'], reason: string, message: string): Condition[] => [{ ...cond('CACertReady', status, reason, message), severity: 'Info' }];
   const name = c.spec.caCertSecretRef?.name;
