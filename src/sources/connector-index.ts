@@ -124,6 +124,11 @@ export class ConnectorIndex {
     this.listeners.push(fn);
   }
 
+  /** Rebuilds every route on next use: something they derive from changed (a feature flag). */
+  refresh(): void {
+    this.changed();
+  }
+
   upsert(obj: Resource): void {
     switch (obj.kind) {
       case 'ConnectorClass': {

@@ -15,8 +15,8 @@ export const CA_CERT_LABEL = 'connectors.cpaas.io/ca-cert';
 export const INSECURE_SKIP_VERIFY_PARAM = 'insecureSkipVerify';
 
 export interface TrustOptions {
-  /** --enable-custom-ca-certs: without it only the system roots are trusted (the docs' default). */
-  readonly enabled: boolean;
+  /** enable-custom-ca-certs (a function: the flag may change at run time): without it only the system roots are trusted (the docs' default). */
+  readonly enabled: boolean | (() => boolean);
   /** The proxy's namespace: where global CA Secrets live. */
   readonly namespace: string;
 }
@@ -97,7 +97,8 @@ export class TrustResolver {
 
   forConnector(c: Connector): UpstreamTrust {
     const insecure = insecureSkipVerify(c);
-    if (!this.options.enabled) return trustOf([], insecure);
+    const enabled = this.options.enabled;
+    if (!(typeof enabled === 'function' ? enabled() : enabled)) return trustOf([], insecure);
     const ref = c.spec.caCertSecretRef?.name;
     const own = ref ? this.secret(c.metadata.namespace, ref) : undefined;
     const global = this.globalCas();
