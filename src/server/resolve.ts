@@ -60,6 +60,8 @@ export class Resolver {
       if (dot <= 0) continue;
       const name = inner.slice(0, dot);
       const namespace = inner.slice(dot + 1);
+      // Through an alias the name is one DNS label, as a Service name is (`c-a.b.ns` is no Pod's name).
+      if (suffix !== this.suffix && name.includes('.')) continue;
       if (NAME.test(name) && NAMESPACE.test(namespace)) return { namespace, name };
     }
     return undefined;
