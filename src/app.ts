@@ -285,11 +285,14 @@ function kubernetesSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: Prox
     auth,
     statusSink: k.writeStatus ? new KubeStatusSink(client, log, isLeader) : MEMORY_SINK,
     leader,
-    checks: services && {
+    checks: services ? {
       proxyServiceCondition: (c, cls) => services.connectorCondition(c, cls),
       classProxyCondition: (cls) => services.classCondition(cls),
       classProxyAddress: (cls) => classProxyAddress(cls, target),
       fingerprint: (o) => (o.kind === 'Connector' ? services.version(o, index.connectorClass(o.spec.connectorClassName)) : services.classVersion(o)),
+    } : {
+      // --no-write-status: no Services are kept, so none can be said to exist.
+      proxyServiceCondition: () => ({ type: 'ProxyServiceReady', status: 'Unknown', reason: 'ServicesNotManaged', message: 'this proxy runs with --no-write-status: it keeps no c-<name> Services' }),
     },
     stop() {
       watcher.stop();

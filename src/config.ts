@@ -35,7 +35,7 @@ export interface ProxyConfig {
     proxyService: string;
     /** The cluster's DNS domain (`cluster.local`): the ExternalName target and the names Pods use. */
     clusterDomain: string;
-    /** Leader election: the Lease's duration (renew deadline 2/3 of it, retries every 2/15). */
+    /** Leader election: the Lease's duration (renew deadline 2/3 of it, retries every 2/15, at most 2 s). */
     leaderLeaseSeconds: number;
     /** The feature flags ConfigMap in `namespace`. */
     featureFlagsConfigMap: string;

@@ -522,6 +522,19 @@ spec:
     assert.deepEqual([...bStatus].filter((k) => k !== 'connectors/during-gap'), [], `B rewrote settled statuses: ${[...bStatus].join(', ')}`);
   });
 
+  test('graceful stop: the leader releases the Lease on SIGTERM and a new replica takes it without waiting for it to expire', async () => {
+    const f = await kubeProxy(['--leader-lease-seconds', '600']);
+    const fid = await until('F follows B', () => opsStatus(f), (s) => s.leader?.holder === ids.b).then((s) => s.leader!.identity);
+    const stopping = b.stop();
+    // A 600 s Lease: F can only have it this soon because B released it.
+    await until('F leads', () => opsStatus(f), (s) => s.leader?.leader === true, 15_000);
+    await stopping;
+    assert.match(b.logs(), /"msg":"leader Lease released"/);
+    const lease = (await kube.api('GET', LEASE_PATH)).json as { spec: { holderIdentity: string; leaseDurationSeconds: number } };
+    assert.deepEqual([lease.spec.holderIdentity, lease.spec.leaseDurationSeconds], [fid, 600]);
+    assert.equal((await viaHost(f, `c-during-gap.${NS}.svc`)).text, 'during-gap:ok');
+  });
+
   test('a kubeconfig whose user is an exec credential plugin (client.authentication.k8s.io/v1): the proxy syncs and checks tokens with it, runs it again after a 401 and after the expiry it printed', async () => {
     const token = await kube.createServiceAccountToken(SYS, 'connectors-proxy');
     const tokenFile = join(tmp, 'exec-token');

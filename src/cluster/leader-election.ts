@@ -48,9 +48,10 @@ export class LeaderElector {
   constructor(private readonly api: KubeApi, private readonly opts: LeaderElectionOptions, private readonly log: Logger) {
     this.path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(opts.namespace)}/leases`;
     this.leaseMs = opts.leaseDurationSeconds * 1000;
-    // client-go's defaults are 15 s / 10 s / 2 s: the same proportions.
+    // client-go's defaults are 15 s / 10 s / 2 s: the same proportions, retries at least every
+    // 2 s (a long Lease must not make a follower notice a released one late).
     this.renewDeadlineMs = Math.round(this.leaseMs * 2 / 3);
-    this.retryMs = Math.max(200, Math.round(this.leaseMs * 2 / 15));
+    this.retryMs = Math.min(2_000, Math.max(200, Math.round(this.leaseMs * 2 / 15)));
   }
 
   /** True while this replica holds the Lease: check right before each write. */
