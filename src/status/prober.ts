@@ -65,6 +65,9 @@ export class StatusProber {
   ) {}
 
   start(): void {
+    // Started again (a replica leading again): another leader may have written meanwhile, so
+    // compare with what the objects carry now, not with what this replica last wrote.
+    this.entries.clear();
     this.timer = setInterval(() => this.tick(), 250);
     this.timer.unref();
     this.tick();
