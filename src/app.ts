@@ -5,6 +5,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { AccessLog } from './log';
 import type { ProxyConfig } from './config';
 import { StaticTokenAuthenticator } from './auth/static-tokens';
 import type { ClientAuthenticator } from './auth/authenticator';
@@ -14,7 +15,8 @@ import { KubeSource } from './sources/kubernetes';
 import { ProxyAddressWriter, classProxyAddress, proxyAddress } from './status/proxy-address';
 import { MEMORY_SINK, StatusProber, type ProberOptions, type StatusSink } from './status/prober';
 import { KubeStatusSink } from './status/kube-status-sink';
-import { ConnectorIndex } from './sources/connector-index';
+import { ObjectStore } from './sources/store';
+import { RouteTable } from './routes/route-table';
 import { FileSource, watchPath } from './sources/files';
 import { ProxyMetrics } from './metrics/metrics';
 import { ProxyServer } from './server/proxy-server';
@@ -23,7 +25,7 @@ import { TlsReloader } from './server/tls';
 import { Resolver } from './server/resolve';
 import { UpstreamPools } from './server/upstream-pools';
 import { PARSED_HEADER_FIELDS } from './server/limits';
-import { warnInsecureConnectors } from './tls/insecure-warning';
+import { warnInsecureConnectors } from './sources/insecure-warning';
 import { PolicyCompiler } from './rego/compiler';
 import { PolicyStore } from './rego/policy-store';
 import type { FSWatcher } from 'node:fs';
@@ -41,7 +43,8 @@ export interface RunningProxy {
   readonly opsPort: number;
   /** The HTTPS listener's port, when --tls-listen is set. */
   readonly tlsPort: number | undefined;
-  readonly index: ConnectorIndex;
+  readonly store: ObjectStore;
+  readonly routes: RouteTable;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), closes all. */
   shutdown(): Promise<void>;
 }
@@ -68,28 +71,30 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   });
   // Feature flags (issue 17): CLI/env explicit values; in Kubernetes mode the ConfigMap too.
   const flags = new FeatureFlags(cfg.featureFlags, log);
-  const index = new ConnectorIndex({
+  const store = new ObjectStore();
+  const routes = new RouteTable(store, {
     policies: new PolicyStore(compiler, log), maxBodyBytes: cfg.maxBodyInjectionBytes,
     trust: { enabled: () => flags.enabled('enable-custom-ca-certs'), namespace: cfg.namespace },
     dispatcher: (origin, trust) => pools.get(origin, trust),
     allowCrossNamespaceSecrets: cfg.allowCrossNamespaceSecrets,
   });
   // Routes hold the trust they were built with: rebuild them when custom CAs are turned on or off.
-  flags.onChange((name) => { if (name === 'enable-custom-ca-certs') index.refresh(); });
-  warnInsecureConnectors(index, log);
+  flags.onChange((name) => { if (name === 'enable-custom-ca-certs') routes.invalidateAll(); });
+  warnInsecureConnectors(store, log);
   metrics.gaugeFrom('connectors_proxy_index_objects', 'Objects held in memory, by kind (ConnectorClasses, Connectors, and the Secrets they reference).', 'kind',
-    () => index.counts());
-  const source = cfg.source === 'kubernetes' ? kubernetesSource(cfg, index, metrics, log, flags) : fileSource(cfg, index, metrics, log);
+    () => store.counts());
+  const source = cfg.source === 'kubernetes' ? kubernetesSource(cfg, store, metrics, log, flags) : fileSource(cfg, store, metrics, log);
   const auth = source.auth;
   const addressOptions = { domain: cfg.domain, proto: cfg.proto, publicUrl: cfg.publicUrl };
   const prober = cfg.probes.enabled
-    ? new StatusProber(index, source.statusSink, log, {
+    ? new StatusProber(store, source.statusSink, log, {
       intervalMs: cfg.probes.intervalMs, concurrency: Math.max(1, cfg.probes.concurrency), timeoutMs: cfg.probes.timeoutMs,
       proxyAddress: (c, cls) => proxyAddress(c, cls, addressOptions),
       dispatcherFor: (c) => {
-        const r = index.route(c.metadata.namespace, c.metadata.name);
+        const r = routes.route(c.metadata.namespace, c.metadata.name);
         return r && pools.get(r.upstream.origin, r.trust);
       },
+      allowCrossNamespaceSecrets: cfg.allowCrossNamespaceSecrets,
       ...source.checks,
     })
     : undefined;
@@ -105,9 +110,11 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   };
   source.leader?.onChange(runProber);
 
+  const accessLog = new AccessLog(log);
   proxy = new ProxyServer({
     // Kubernetes mode: also the names Pods use for c-<name> (c-<name>.<ns>, .svc, .svc.<cluster domain>).
-    index, resolver: new Resolver(cfg.domain, cfg.source === 'kubernetes' ? podHostSuffixes(cfg.domain, cfg.kubernetes.clusterDomain) : []), auth, pools, metrics, log,
+    store, routes, resolver: new Resolver(cfg.domain, cfg.source === 'kubernetes' ? podHostSuffixes(cfg.domain, cfg.kubernetes.clusterDomain) : []),
+    auth, pools, metrics, log, accessLog,
     timeouts: { headersMs: cfg.headersTimeoutMs, bodyIdleMs: cfg.bodyIdleTimeoutMs },
     proto: cfg.proto,
     address: addressOptions,
@@ -139,12 +146,12 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     s.on('request', proxy.handleRequest);
     s.on('checkContinue', proxy.handleRequest);
     s.on('upgrade', proxy.handleUpgrade);
-    s.on('connect', proxy.handleUpgrade); // refused with 405: no tunnelling
+    s.on('connect', proxy.handleConnect);
   }
 
   let draining = false;
   const ops = createOpsServer(metrics, {
-    notReadyReason: () => (draining ? 'shutting down' : index.ready ? undefined : 'connectors not loaded yet'),
+    notReadyReason: () => (draining ? 'shutting down' : store.ready ? undefined : 'connectors not loaded yet'),
   }, () => ({ items: prober?.snapshot() ?? [], featureFlags: flags.snapshot(), ...(source.leader ? { leader: source.leader.state() } : {}) }));
   const proxyPort = await listen(server, cfg.listen.host, cfg.listen.port);
   const tlsPort = tlsServer && cfg.tls ? await listen(tlsServer, cfg.tls.listen.host, cfg.tls.listen.port) : undefined;
@@ -159,7 +166,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   }, 'connectors-proxy listening');
 
   return {
-    proxyPort, opsPort, tlsPort, index,
+    proxyPort, opsPort, tlsPort, store, routes,
     async shutdown() {
       draining = true;
       source.stop();
@@ -172,6 +179,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       while (active.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       for (const s of servers) s.closeAllConnections();
       await closed;
+      accessLog.flush();
       await new Promise<void>((resolve) => ops.close(() => resolve()));
       await pools.close();
       await source.close();
@@ -195,8 +203,8 @@ interface Source {
 }
 
 /** Embedded mode: a folder of manifests and a static token file, both reloaded on change. */
-function fileSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: ProxyMetrics, log: Logger): Source {
-  const files = new FileSource(cfg.manifests, index, log);
+function fileSource(cfg: ProxyConfig, store: ObjectStore, metrics: ProxyMetrics, log: Logger): Source {
+  const files = new FileSource(cfg.manifests, store, log);
   files.start(cfg.watch);
   const auth = new StaticTokenAuthenticator(cfg.tokens);
   const tokenCount = auth.load();
@@ -229,11 +237,11 @@ function fileSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: ProxyMetri
 }
 
 /**
- * Kubernetes mode: list+watch into the index (ready after the first sync), TokenReview +
+ * Kubernetes mode: list+watch into the store (ready after the first sync), TokenReview +
  * SubjectAccessReview for clients, the feature flags ConfigMap, and, on the elected leader
  * only, the Connectors' proxy address, conditions and c-<name> Services written.
  */
-function kubernetesSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: ProxyMetrics, log: Logger, flags: FeatureFlags): Source {
+function kubernetesSource(cfg: ProxyConfig, store: ObjectStore, metrics: ProxyMetrics, log: Logger, flags: FeatureFlags): Source {
   const k = cfg.kubernetes;
   const identity = replicaIdentity(hostname());
   // The identity in the User-Agent tells replicas apart in the API server's audit log.
@@ -254,9 +262,9 @@ function kubernetesSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: Prox
     ? new LeaderElector(client, { namespace: cfg.namespace, name: LEADER_LEASE, identity, leaseDurationSeconds: k.leaderLeaseSeconds }, log)
     : undefined;
   const isLeader = (): boolean => leader?.isLeader === true;
-  const writer = leader && new ProxyAddressWriter(client, index, log, { domain: cfg.domain, proto: cfg.proto, publicUrl: cfg.publicUrl, isLeader });
+  const writer = leader && new ProxyAddressWriter(client, store, log, { domain: cfg.domain, proto: cfg.proto, publicUrl: cfg.publicUrl, isLeader });
   const target = { namespace: cfg.namespace, proxyService: k.proxyService, clusterDomain: k.clusterDomain };
-  const services = leader && new ConnectorServices(client, index, log, { ...target, isLeader });
+  const services = leader && new ConnectorServices(client, store, log, { ...target, isLeader });
   leader?.onChange((leading) => {
     if (leading) writer?.resync();
     services?.leaderChanged(leading);
@@ -265,7 +273,7 @@ function kubernetesSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: Prox
   metrics.gaugeFrom('connectors_proxy_service_writes', 'Writes of c-<name> Services by this replica, by verb.', 'verb', () => ({ ...(services?.writes ?? {}) }));
 
   const restarts = metrics.counter('connectors_proxy_kube_watch_restarts_total', 'Restarts of a Kubernetes list+watch loop, by resource and reason (closed, gone = 410 relist, error).', ['resource', 'reason']);
-  const watcher = new KubeSource(client, index, log, {
+  const watcher = new KubeSource(client, store, log, {
     // Global CA Secrets are kept whether or not enable-custom-ca-certs is on: it may be turned on at run time.
     caNamespace: cfg.namespace,
     allowCrossNamespaceSecrets: cfg.allowCrossNamespaceSecrets,
@@ -289,7 +297,7 @@ function kubernetesSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: Prox
       proxyServiceCondition: (c, cls) => services.connectorCondition(c, cls),
       classProxyCondition: (cls) => services.classCondition(cls),
       classProxyAddress: (cls) => classProxyAddress(cls, target),
-      fingerprint: (o) => (o.kind === 'Connector' ? services.version(o, index.connectorClass(o.spec.connectorClassName)) : services.classVersion(o)),
+      fingerprint: (o) => (o.kind === 'Connector' ? services.version(o, store.connectorClass(o.spec.connectorClassName)) : services.classVersion(o)),
     } : {
       // --no-write-status: no Services are kept, so none can be said to exist.
       proxyServiceCondition: () => ({ type: 'ProxyServiceReady', status: 'Unknown', reason: 'ServicesNotManaged', message: 'this proxy runs with --no-write-status: it keeps no c-<name> Services' }),

@@ -19,7 +19,7 @@
 import type { Logger } from 'pino';
 import { API_VERSION, objectKey, splitObjectKey, type Condition, type Connector, type ConnectorClass, type KubeService, type ObjectKey, type ServicePort } from '../types';
 import { KubeApiError, type KubeWatchApi } from '../kube/client';
-import type { ConnectorIndex } from '../sources/connector-index';
+import type { ObjectStore } from '../sources/store';
 import { Reflector } from '../sources/reflector';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -148,7 +148,7 @@ export class ConnectorServices {
 
   constructor(
     private readonly api: KubeWatchApi,
-    private readonly index: ConnectorIndex,
+    private readonly index: ObjectStore,
     private readonly log: Logger,
     private readonly opts: ConnectorServicesOptions,
   ) {
