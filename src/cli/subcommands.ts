@@ -88,7 +88,7 @@ export async function runSubcommand(argv: string[]): Promise<boolean> {
   const cli = new Command('connectors-proxy');
   cli.command('configurations')
     .description('write what the docs\' CSI driver mounts (built-in files and ConnectorClass configurations) into a folder, with your token')
-    .requiredOption('--proxy <url>', 'the proxy, e.g. http://connectors-proxy.connectors-system.svc')
+    .requiredOption('--proxy <url>', 'the proxy, e.g. http://connectors-proxy-service.connectors-system.svc')
     .addOption(new Option('--connectors <list>', 'Connectors, comma-separated: <namespace>/<name> or <name> (CSI attribute `connectors`)').env('CONNECTORS'))
     .option('--connector <name>', 'one Connector (the CSI driver\'s deprecated `connector.name`)')
     .option('--namespace <ns>', `namespace of Connectors named without one (default: the Pod's, from ${POD_NAMESPACE_FILE})`)

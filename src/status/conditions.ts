@@ -19,10 +19,16 @@ export interface CheckOptions {
   readonly proxyAddress: (c: Connector, cls: ConnectorClass) => string | undefined;
   /** How a Connector's tool is reached with its CA trust (caCertSecretRef, global CA Secrets). */
   readonly dispatcherFor?: (c: Connector) => Dispatcher | undefined;
+  /** Kubernetes mode: ProxyServiceReady from the Connector's `c-<name>` Service (src/cluster/connector-services.ts). */
+  readonly proxyServiceCondition?: (c: Connector, cls: ConnectorClass) => Condition;
+  /** Kubernetes mode: ProxyReady of a class whose spec.proxy names a Service; undefined: probe the address. */
+  readonly classProxyCondition?: (cls: ConnectorClass) => Condition | undefined;
+  /** The class's `status.proxy.httpAddress.url`, from spec.proxy. */
+  readonly classProxyAddress?: (cls: ConnectorClass) => string | undefined;
   /** --allow-cross-namespace-secrets: a secretRef to another namespace is used (SecretReady). */
   readonly allowCrossNamespaceSecrets?: boolean;
-  /** --enable-custom-ca-certs: Connectors get the informational CACertReady condition. */
-  readonly customCaCerts?: boolean;
+  /** The enable-custom-ca-certs flag (it may change at run time): Connectors get the informational CACertReady condition. */
+  readonly customCaCerts?: () => boolean;
 }
 
 type Status = Condition['status'];
@@ -166,7 +172,8 @@ export async function connectorConditions(c: Connector, index: ObjectStore, o: C
   const address = cls.spec.proxy == null ? undefined : o.proxyAddress(c, cls);
   const proxy = cls.spec.proxy == null
     ? cond('ProxyServiceReady', 'True', 'NonProxy', 'the ConnectorClass defines no proxy')
-    : address !== undefined ? cond('ProxyServiceReady', 'True', '', `served at ${address}`) : cond('ProxyServiceReady', 'False', 'NoAddress', 'no proxy address');
+    : o.proxyServiceCondition?.(c, cls)
+      ?? (address !== undefined ? cond('ProxyServiceReady', 'True', '', `served at ${address}`) : cond('ProxyServiceReady', 'False', 'NoAddress', 'no proxy address'));
   const others = [classReady, auth.condition, await livenessP, await authP, proxy];
   return [...others, ...caCertCondition(c, index, o), readyCondition(others)];
 }
@@ -176,7 +183,7 @@ export async function connectorConditions(c: Connector, index: ObjectStore, o: C
  * only with --enable-custom-ca-certs. Valid / NoCACert / SecretNotFound / InvalidPEM.
  */
 function caCertCondition(c: Connector, index: ObjectStore, o: CheckOptions): Condition[] {
-  if (o.customCaCerts !== true) return [];
+  if (o.customCaCerts?.() !== true) return [];
   const info = (status: Condition['status'], reason: string, message: string): Condition[] => [{ ...cond('CACertReady', status, reason, message), severity: 'Info' }];
   const name = c.spec.caCertSecretRef?.name;
   if (name === undefined || name === '') return info('True', 'NoCACert', 'spec.caCertSecretRef is not set; the connector uses only the global CA pool');
@@ -291,8 +298,8 @@ export function serviceAddress(spec: { ref?: { name: string; namespace?: string 
   return undefined;
 }
 
-/** A ConnectorClass's conditions: APIReady and ProxyReady (reachability only), Ready. */
-export async function classConditions(cls: ConnectorClass, o: { timeoutMs: number }): Promise<{ conditions: Condition[]; apiUrl?: string }> {
+/** A ConnectorClass's conditions: APIReady and ProxyReady (reachability, or the Service in Kubernetes mode), Ready. */
+export async function classConditions(cls: ConnectorClass, o: Pick<CheckOptions, 'timeoutMs' | 'classProxyCondition' | 'classProxyAddress'>): Promise<{ conditions: Condition[]; apiUrl?: string; proxyUrl?: string }> {
   const reach = async (type: string, none: string, spec: { ref?: { name: string; namespace?: string }; uri?: string } | undefined, field: string): Promise<Condition> => {
     if (spec == null) return cond(type, 'True', none, `the ConnectorClass defines no ${field}`);
     const url = serviceAddress(spec);
@@ -304,11 +311,10 @@ export async function classConditions(cls: ConnectorClass, o: { timeoutMs: numbe
   const proxy = cls.spec.proxy;
   // spec.proxy without ref or uri (e.g. only an authExtractor): this proxy serves the class.
   const ownProxy = proxy != null && proxy.ref == null && (proxy.uri === undefined || proxy.uri === '');
-  const others = await Promise.all([
-    reach('APIReady', 'NonAPI', cls.spec.api, 'spec.api'),
-    ownProxy ? Promise.resolve(cond('ProxyReady', 'True', '', 'served by this proxy (spec.proxy names no other service)')) : reach('ProxyReady', 'NonProxy', proxy, 'spec.proxy'),
-  ]);
+  const proxyReady = (proxy == null ? undefined : o.classProxyCondition?.(cls))
+    ?? (ownProxy ? cond('ProxyReady', 'True', '', 'served by this proxy (spec.proxy names no other service)') : reach('ProxyReady', 'NonProxy', proxy, 'spec.proxy'));
+  const others = await Promise.all([reach('APIReady', 'NonAPI', cls.spec.api, 'spec.api'), proxyReady]);
   const bad = classProblem(cls);
   const ready = bad === undefined ? readyCondition(others) : cond('Ready', 'False', bad.reason, bad.message);
-  return { conditions: [...others, ready], apiUrl: serviceAddress(cls.spec.api) };
+  return { conditions: [...others, ready], apiUrl: serviceAddress(cls.spec.api), proxyUrl: o.classProxyAddress?.(cls) };
 }

@@ -17,6 +17,8 @@ export interface ObjectStatus {
   readonly conditions: Condition[];
   /** ConnectorClass only: `status.api.address.url`. */
   readonly apiUrl?: string;
+  /** ConnectorClass only: `status.proxy.httpAddress.url`. */
+  readonly proxyUrl?: string;
   /** Warning Events this change raises (Kubernetes mode records them on the object). */
   readonly events?: readonly StatusEvent[];
 }
@@ -51,6 +53,8 @@ export const MEMORY_SINK: StatusSink = { write: async () => true };
 export interface ProberOptions extends CheckOptions {
   readonly intervalMs: number;
   readonly concurrency: number;
+  /** More that an object's checks depend on (its c-<name> Service): a change makes it due now. */
+  readonly fingerprint?: (o: Connector | ConnectorClass) => string;
 }
 
 interface Entry {
@@ -84,6 +88,9 @@ export class StatusProber {
   ) {}
 
   start(): void {
+    // Started again (a replica leading again): another leader may have written meanwhile, so
+    // compare with what the objects carry now, not with what this replica last wrote.
+    this.entries.clear();
     this.timer = setInterval(() => this.tick(), 250);
     this.timer.unref();
     this.tick();
@@ -112,7 +119,9 @@ export class StatusProber {
     const caName = c.spec.caCertSecretRef?.name;
     const ca = caName ? this.index.secret(c.metadata.namespace, caName) : undefined;
     const sv = (s: typeof secret): string => (s ? version(s, () => s.metadata.resourceVersion ?? JSON.stringify(s.data)) : '-');
-    return `${version(c, () => c.metadata.generation ?? JSON.stringify(c.spec))}|${cls ? classVersion(cls) : '-'}|${sv(secret)}|${sv(ca)}`;
+    // And the flag that turns CACertReady on and off.
+    const caFlag = this.opts.customCaCerts?.() === true ? 'ca' : '';
+    return `${version(c, () => c.metadata.generation ?? JSON.stringify(c.spec))}|${cls ? classVersion(cls) : '-'}|${sv(secret)}|${sv(ca)}|${caFlag}|${this.opts.fingerprint?.(c) ?? ''}`;
   }
 
   private tick(): void {
@@ -133,12 +142,12 @@ export class StatusProber {
           entry.due = Date.now() + this.jitter();
           const next = await run();
           const prev = entry.last;
-          if (prev !== undefined && sameConditions(prev.conditions, next.conditions) && prev.apiUrl === next.apiUrl) return;
+          if (prev !== undefined && sameConditions(prev.conditions, next.conditions) && prev.apiUrl === next.apiUrl && prev.proxyUrl === next.proxyUrl) return;
           const stored = this.stored(next);
           const events = warningEvents(prev?.conditions ?? stored, next.conditions);
           entry.last = { ...next, conditions: stamp(new Date().toISOString(), next.conditions, prev?.conditions ?? stored), ...(events.length > 0 ? { events } : {}) };
           // After a restart the API server may already say so: no write.
-          if (prev === undefined && stored !== undefined && sameConditions(stored, next.conditions)) return;
+          if (prev === undefined && stored !== undefined && sameConditions(stored, next.conditions) && this.storedUrls(next)) return;
           for (const ev of events) this.log.warn({ object: next.namespace ? `${next.namespace}/${next.name}` : next.name, kind: next.kind, reason: ev.reason }, ev.message);
           if (!(await this.sink.write(entry.last))) {
             entry.last = prev;
@@ -150,9 +159,9 @@ export class StatusProber {
       });
     };
     for (const cls of this.index.allClasses()) {
-      consider(`class/${cls.metadata.name}`, classVersion(cls), async () => {
+      consider(`class/${cls.metadata.name}`, `${classVersion(cls)}|${this.opts.fingerprint?.(cls) ?? ''}`, async () => {
         const r = await classConditions(cls, this.opts);
-        return { kind: 'ConnectorClass', name: cls.metadata.name, conditions: r.conditions, apiUrl: r.apiUrl };
+        return { kind: 'ConnectorClass', name: cls.metadata.name, conditions: r.conditions, apiUrl: r.apiUrl, proxyUrl: r.proxyUrl };
       });
     }
     for (const c of this.index.allConnectors()) {
@@ -177,6 +186,13 @@ export class StatusProber {
         this.drain();
       });
     }
+  }
+
+  /** Whether a class carries the addresses computed now (always true for a Connector). */
+  private storedUrls(s: ObjectStatus): boolean {
+    if (s.kind !== 'ConnectorClass') return true;
+    const st = this.index.connectorClass(s.name)?.status;
+    return st?.api?.address?.url === s.apiUrl && st?.proxy?.httpAddress?.url === s.proxyUrl;
   }
 
   /** The conditions the object carries now (from the API server or the manifests). */
