@@ -247,7 +247,9 @@ describe('one validator, classes without proxy capability', () => {
     }
     const ok = await request(`http://127.0.0.1:${proxy.port}/served`, { headers: { host: `c-ext-ok.${NS}.proxy.test`, authorization: `Bearer ${TOKEN}` } });
     assert.equal(ok.status, 200, ok.text);
-    assert.deepEqual(seen.slice(n).map((s) => s.url), ['/served'], 'only the valid Connector reached its tool');
+    // (Probes keep running meanwhile: only the client requests are counted.)
+    const client = seen.slice(n).map((s) => s.url).filter((u) => u === '/x' || u === '/served');
+    assert.deepEqual(client, ['/served'], 'only the valid Connector reached its tool');
   });
 
   test('a class without spec.proxy: its Connector is not served (502 saying so), ProxyServiceReady=True NonProxy, no proxy address in its configurations', async () => {
@@ -257,7 +259,7 @@ describe('one validator, classes without proxy capability', () => {
     const r = await request(`http://127.0.0.1:${proxy.port}/x`, { headers: { host: `c-unproxied.${NS}.proxy.test`, authorization: `Bearer ${TOKEN}` } });
     assert.equal(r.status, 502, r.text);
     assert.match(r.text, /ConnectorClass "no-proxy" has no proxy capability \(spec\.proxy is not set\)/);
-    assert.equal(seen.length, n, 'the tool was not reached');
+    assert.ok(!seen.slice(n).some((s) => s.url === '/x'), 'the tool was not reached');
     const files = await request(`http://127.0.0.1:${proxy.port}/configurations/files?connectors=${NS}/unproxied`, { headers: { authorization: `Bearer ${TOKEN}` } });
     assert.equal(files.status, 200, files.text);
     assert.deepEqual(Object.keys((JSON.parse(files.text) as { files: object }).files), ['context.token'], 'no proxy files for a Connector the proxy does not serve');
