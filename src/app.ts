@@ -29,6 +29,7 @@ import { warnInsecureConnectors } from './sources/insecure-warning';
 import { PolicyCompiler } from './rego/compiler';
 import { PolicyStore } from './rego/policy-store';
 import type { FSWatcher } from 'node:fs';
+import { fixedFlags } from './gateway/flags';
 
 export interface RunningProxy {
   readonly proxyPort: number;
@@ -93,6 +94,8 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     proto: cfg.proto,
     address: addressOptions,
     limits: { maxUrlLength: cfg.maxUrlLength },
+    // The one place flags are read from; a dynamic source (the connectors-config ConfigMap) replaces this.
+    flags: fixedFlags(cfg.featureFlags),
   });
   const serverOptions: ServerOptions = {
     maxHeaderSize: cfg.maxHeaderSize,

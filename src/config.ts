@@ -56,6 +56,8 @@ export interface ProxyConfig {
   /** Let a Connector's secretRef name a Secret in another namespace. */
   allowCrossNamespaceSecrets: boolean;
   namespace: string;
+  /** Feature flags by their `connectors-config` key (the Connectors API gateway's two, for now). */
+  featureFlags: Record<string, boolean>;
   /** Optional HTTPS listener serving the same proxy; certificate and key reloaded on change. */
   tls?: { listen: { host: string; port: number }; certFile: string; keyFile: string };
 }
@@ -96,6 +98,8 @@ export function buildCli(): Command {
     .addOption(opt('--kubeconfig <file>', 'kubeconfig of the API server (kubernetes source); default: in-cluster, then $KUBECONFIG, then ~/.kube/config', 'PROXY_KUBECONFIG'))
     .addOption(opt('--token-audiences <list>', 'comma-separated audiences a client token must have (TokenReview); default: the API server\'s own', 'PROXY_TOKEN_AUDIENCES').default([], 'none').argParser(list))
     .addOption(opt('--enable-connector-proxy-permissions', 'also require `get` on the connectors/proxy subresource', 'PROXY_ENABLE_CONNECTOR_PROXY_PERMISSIONS'))
+    .addOption(opt('--enable-connector-apis-permissions', 'Connectors API gateway: also require the method\'s verb on connectors/apis/<class> (or connectors/apis/<class><OpenAPI path template>)', 'PROXY_ENABLE_CONNECTOR_APIS_PERMISSIONS'))
+    .addOption(opt('--enable-connector-apis-write-passthrough', 'Connectors API gateway: forward POST, PUT, PATCH and DELETE (else 405)', 'PROXY_ENABLE_CONNECTOR_APIS_WRITE_PASSTHROUGH'))
     .addOption(opt('--auth-cache-ttl-ms <ms>', 'how long an allowed token/Connector decision is reused', 'PROXY_AUTH_CACHE_TTL_MS').default(30_000).argParser(positiveInt))
     .addOption(opt('--auth-negative-cache-ttl-ms <ms>', 'how long a 401/403 decision is reused', 'PROXY_AUTH_NEGATIVE_CACHE_TTL_MS').default(5_000).argParser(positiveInt))
     .addOption(opt('--auth-cache-max-entries <n>', 'bound of the decision cache and of the token-review cache (least recently used go first)', 'PROXY_AUTH_CACHE_MAX_ENTRIES').default(10_000).argParser(positiveInt))
@@ -154,6 +158,10 @@ export function parseConfig(argv: string[]): ProxyConfig {
     probes: { enabled: o.probes !== false, intervalMs: o.probeIntervalMs, concurrency: o.probeConcurrency, timeoutMs: o.probeTimeoutMs },
     opaBin: o.opa, policyCacheDir: o.policyCacheDir, maxBodyInjectionBytes: o.maxBodyInjectionBytes,
     customCaCerts: o.enableCustomCaCerts === true, allowCrossNamespaceSecrets: o.allowCrossNamespaceSecrets === true, namespace: o.namespace,
+    featureFlags: {
+      'enable-connector-apis-permissions': o.enableConnectorApisPermissions === true,
+      'enable-connector-apis-write-passthrough': o.enableConnectorApisWritePassthrough === true,
+    },
     tls: tlsGiven === 3 ? { listen: o.tlsListen, certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
   };
 }
