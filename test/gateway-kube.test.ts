@@ -35,7 +35,11 @@ const deploy = (f: string): string => readFileSync(join(REPO_ROOT, 'deploy', f),
 const GL = { username: 'gl-tool-user', password: `gl-pw-${randomBytes(6).toString('hex')}` };
 const GIT = { username: 'git-tool-user', password: `git-pw-${randomBytes(6).toString('hex')}` };
 /** Every client token and Secret value: none may reach a tool, a log line or an error body. */
-const sensitive: string[] = [GL.password, GIT.password, b64(`${GL.username}:${GL.password}`), b64(`${GIT.username}:${GIT.password}`)];
+const sensitive: string[] = [
+  GL.password, GIT.password, b64(`${GL.username}:${GL.password}`), b64(`${GIT.username}:${GIT.password}`),
+  // The Secret as the class API service gets it: its values base64, and the X-Plugin-Secret header.
+  b64(GL.password), b64(JSON.stringify({ password: b64(GL.password), username: b64(GL.username) })),
+];
 
 let kube: KubeCluster;
 let tool: Upstream;
