@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { StaticTokenAuthenticator, parseTokenFile } from '../src/auth/static-tokens';
 import { GatewayAdmission, isServiceAdmission } from '../src/gateway/admission';
 import { ClassApis } from '../src/gateway/class-apis';
-import { APIS_PERMISSIONS, APIS_WRITE_PASSTHROUGH, fixedFlags, type FeatureFlags } from '../src/gateway/flags';
+import { APIS_PERMISSIONS, APIS_WRITE_PASSTHROUGH, type GatewayFlags } from '../src/gateway/flags';
+import { FeatureFlags } from '../src/flags/feature-flags';
 import { OpenApiMatcher, type Compiled } from '../src/gateway/openapi';
 import { parseGatewayPath } from '../src/gateway/path';
 import { pluginHeaders } from '../src/gateway/plugin-headers';
@@ -212,7 +213,7 @@ const GITLAB_API = {
   }),
 };
 
-function world(flags: FeatureFlags): GatewayAdmission {
+function world(flags: GatewayFlags): GatewayAdmission {
   const store = new ObjectStore();
   store.replaceAll([
     connectorClass('gitlab', {
@@ -258,7 +259,7 @@ async function target(g: GatewayAdmission, method: string, url: string, token: s
 
 describe('gateway: admission', () => {
   test('flags off: GET, HEAD and OPTIONS with get on the Connector go to the tool; writes are 405 before any token check', async () => {
-    const g = world(fixedFlags({}));
+    const g = world(new FeatureFlags());
     assert.equal(await target(g, 'GET', `${P}/gl/path/api/v4/projects?simple=true`, 'viewer-token-1'), 'http://gitlab.example:8080/gitlab/api/v4/projects?simple=true');
     assert.equal(await target(g, 'HEAD', `${P}/gl/path/api/v4/projects/1/repository/branches`, 'viewer-token-1'), 'http://gitlab.example:8080/gitlab/api/v4/projects/1/repository/branches');
     assert.equal(await target(g, 'OPTIONS', `${P}/gl/path`, 'viewer-token-1'), 'http://gitlab.example:8080/gitlab/');
@@ -270,7 +271,7 @@ describe('gateway: admission', () => {
   });
 
   test('Bearer only: none or Basic → 401 with a Bearer challenge; another team → 403; unknown Connector → 404 only after the token', async () => {
-    const g = world(fixedFlags({}));
+    const g = world(new FeatureFlags());
     const none = await refused(g, 'GET', `${P}/gl/path/x`, undefined, 401, /Bearer/);
     assert.match(String(none.headers?.['www-authenticate']), /^Bearer /);
     const basic = await admit(g, 'GET', `${P}/gl/path/x`, undefined, 'Basic ' + Buffer.from('any:viewer-token-1').toString('base64'));
@@ -284,21 +285,22 @@ describe('gateway: admission', () => {
     await refused(g, 'GET', `${P}/gl/path/api/%2e%2e/admin`, 'viewer-token-1', 400, /"\." or "\.\." segments/);
   });
 
-  test('flags are read on every request: the same admission follows them', async () => {
-    const on = new Set<string>();
-    const g = world({ enabled: (k) => on.has(k) });
+  test('flags are read on every request: the same admission follows the connectors-config ConfigMap as it changes', async () => {
+    const flags = new FeatureFlags();
+    const g = world(flags);
+    const configMap = (data: Record<string, string>) => flags.applyConfigMap(data, 'ConfigMap connectors-system/connectors-config');
     await refused(g, 'POST', `${P}/gl/path/api/v4/projects/1/repository/branches`, 'viewer-token-1', 405);
-    on.add(APIS_WRITE_PASSTHROUGH);
+    configMap({ [APIS_WRITE_PASSTHROUGH]: 'true' });
     assert.equal(await target(g, 'POST', `${P}/gl/path/api/v4/projects/1/repository/branches`, 'viewer-token-1'), 'http://gitlab.example:8080/gitlab/api/v4/projects/1/repository/branches',
       'write passthrough without apis permissions: get on the Connector is enough');
-    on.add(APIS_PERMISSIONS);
+    configMap({ [APIS_WRITE_PASSTHROUGH]: 'true', [APIS_PERMISSIONS]: 'true' });
     await refused(g, 'POST', `${P}/gl/path/api/v4/projects/1/repository/branches`, 'viewer-token-1', 403, /may not create connectors\/apis\/gitlab nor connectors\/apis\/gitlab\/api\/v4\/projects\/\{projectId\}\/repository\/branches/);
-    on.delete(APIS_PERMISSIONS);
+    configMap({ [APIS_WRITE_PASSTHROUGH]: 'true', [APIS_PERMISSIONS]: 'false' });
     assert.ok((await admit(g, 'POST', `${P}/gl/path/api/v4/projects/1/repository/branches`, 'viewer-token-1')).admitted);
   });
 
   test('apis permissions: the class level covers every path, the path level only its template, each verb apart', async () => {
-    const g = world(fixedFlags({ [APIS_PERMISSIONS]: true, [APIS_WRITE_PASSTHROUGH]: true }));
+    const g = world(new FeatureFlags({ [APIS_PERMISSIONS]: { value: true, origin: 'cli' }, [APIS_WRITE_PASSTHROUGH]: { value: true, origin: 'env' } }));
     await refused(g, 'GET', `${P}/gl/path/api/v4/projects`, 'viewer-token-1', 403, /may not get connectors\/apis\/gitlab \(token file: apis\)/);
     assert.ok((await admit(g, 'GET', `${P}/gl/path/api/v4/anything/at/all`, 'reader-token-1')).admitted);
     assert.ok((await admit(g, 'HEAD', `${P}/gl/path/api/v4/anything`, 'reader-token-1')).admitted, 'HEAD is get');
@@ -316,7 +318,7 @@ describe('gateway: admission', () => {
   });
 
   test('x-provider-type api: the class API address plus the API path, with the X-Plugin headers; proxy: the route\'s credentials', async () => {
-    const g = world(fixedFlags({}));
+    const g = world(new FeatureFlags());
     const a = await admit(g, 'GET', `${P}/gl/path/gitlab/custom-api?page=2`, 'viewer-token-1');
     assert.ok(a.admitted && isServiceAdmission(a));
     assert.equal(a.target.origin + a.target.path, 'http://class-api.example:7000/gl/gitlab/custom-api?page=2');
@@ -336,7 +338,7 @@ describe('gateway: admission', () => {
   });
 
   test('x-openapi-address: an extension (the Connector\'s, else the class default), a URL; missing or not a URL → 400', async () => {
-    const g = world(fixedFlags({}));
+    const g = world(new FeatureFlags());
     assert.equal(await target(g, 'GET', `${P}/gl/path/api/v4/users?page=1`, 'viewer-token-1'), 'http://api.gitlab.example/v4base/api/v4/users?page=1');
     assert.equal(await target(g, 'GET', `${P}/gl/path/api/v4/uploads`, 'viewer-token-1'), 'http://uploads.example/api/v4/uploads');
     assert.equal(await target(g, 'GET', `${P}/gl/path/api/v4/search`, 'viewer-token-1'), 'https://search.example/base/api/v4/search');
@@ -346,7 +348,7 @@ describe('gateway: admission', () => {
   });
 
   test('a class with a malformed openapi or a Connector without its Secret: 502 naming what is wrong', async () => {
-    const g = world(fixedFlags({}));
+    const g = world(new FeatureFlags());
     await refused(g, 'GET', `${P}/bo/path/a`, 'viewer-token-1', 502, /ConnectorClass "broken-openapi": spec\.api\.openapi\.paths\["\/a"\]\.get\.x-provider-type/);
     await refused(g, 'GET', `${P}/nosecret/path/gitlab/custom-api`, 'viewer-token-1', 502, /Secret team\/missing not found/);
   });

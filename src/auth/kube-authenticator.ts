@@ -14,8 +14,8 @@ export const CONNECTORS_GROUP = 'connectors.alauda.io';
 export interface KubeAuthenticatorOptions {
   /** TokenReview `spec.audiences`; empty: the API server's own audiences. */
   readonly audiences?: readonly string[];
-  /** The `enable-connector-proxy-permissions` flag: also require `get connectors/proxy`. */
-  readonly proxyPermission?: boolean;
+  /** The `enable-connector-proxy-permissions` flag (read per check: it may change at run time): also require `get connectors/proxy`. */
+  readonly proxyPermission?: boolean | (() => boolean);
   /** How long an allowed decision (and an authenticated TokenReview) is kept (default 30 s). */
   readonly positiveTtlMs?: number;
   /** How long a 401/403 decision (and an unauthenticated TokenReview) is kept (default 5 s). */
@@ -83,7 +83,7 @@ export class KubeAuthenticator implements ClientAuthenticator {
   private readonly pendingDecisions = new Map<string, Promise<AuthDecision>>();
   private readonly pendingReviews = new Map<string, Promise<Review>>();
   private readonly audiences: readonly string[];
-  private readonly proxyPermission: boolean;
+  private readonly proxyPermission: () => boolean;
   private readonly positiveTtl: number;
   private readonly negativeTtl: number;
   private readonly now: () => number;
@@ -91,7 +91,8 @@ export class KubeAuthenticator implements ClientAuthenticator {
 
   constructor(private readonly api: KubeApi, opts: KubeAuthenticatorOptions = {}) {
     this.audiences = [...(opts.audiences ?? [])];
-    this.proxyPermission = opts.proxyPermission ?? false;
+    const pp = opts.proxyPermission ?? false;
+    this.proxyPermission = typeof pp === 'function' ? pp : () => pp;
     this.positiveTtl = opts.positiveTtlMs ?? 30_000;
     this.negativeTtl = opts.negativeTtlMs ?? 5_000;
     this.now = opts.now ?? Date.now;
@@ -105,7 +106,10 @@ export class KubeAuthenticator implements ClientAuthenticator {
     if (token === '') return UNAUTHENTICATED;
     // Keys hold a hash, so a heap dump of the caches shows no token.
     const tokenKey = createHash('sha256').update(token).digest('base64');
-    return this.cached(`${tokenKey} ${ref.namespace} ${ref.name}`, () => this.decide(token, tokenKey, ref, this.proxyPermission ? PROXY : undefined));
+    // The flag is part of the key: flipping it never reuses a decision made under the other value.
+    const proxyPermission = this.proxyPermission();
+    const key = `${tokenKey} ${ref.namespace} ${ref.name}${proxyPermission ? ' p' : ''}`;
+    return this.cached(key, () => this.decide(token, tokenKey, ref, proxyPermission ? PROXY : undefined));
   }
 
   checkApi(token: string, ref: ConnectorRef, permission: ApiPermission | undefined): AuthDecision | Promise<AuthDecision> {

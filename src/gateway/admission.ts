@@ -16,7 +16,7 @@ import type { ObjectStore } from '../sources/store';
 import type { Connector, ConnectorClass } from '../types';
 import { mapMaybe, type MaybePromise } from '../util/maybe';
 import type { ClassApis } from './class-apis';
-import { APIS_PERMISSIONS, APIS_WRITE_PASSTHROUGH, type FeatureFlags } from './flags';
+import { APIS_PERMISSIONS, APIS_WRITE_PASSTHROUGH, type GatewayFlags } from './flags';
 import type { OperationKey, PathMatch } from './openapi';
 import { parseGatewayPath, type GatewayPath } from './path';
 import { authSecretOf, pluginHeaders } from './plugin-headers';
@@ -26,7 +26,7 @@ export interface GatewayDeps {
   readonly routes: RouteTable;
   readonly auth: ClientAuthenticator;
   /** Read on every request: a flag may change while the proxy runs. */
-  readonly flags: FeatureFlags;
+  readonly flags: GatewayFlags;
   readonly classApis: ClassApis;
 }
 

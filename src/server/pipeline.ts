@@ -193,9 +193,18 @@ export class Pipeline {
     else sendSocketError(client.socket, status, message, headers);
   }
 
-  /** The end of every request: in-flight count, metrics and the access line, by way in. */
+  /** Records a request answered outside an exchange (a CONNECT): metrics and the access line. */
+  note(way: Way, req: IncomingMessage, started: number, end: ExchangeEnd, user: string | undefined): void {
+    this.account(way, req, started, undefined, end, undefined, user);
+  }
+
+  /** The end of every exchange: in-flight count, metrics and the access line, by way in. */
   private record(way: Way, req: IncomingMessage, started: number, route: Route | undefined, end: ExchangeEnd, connector: string | undefined, user: string | undefined): void {
     this.inFlight--;
+    this.account(way, req, started, route, end, connector, user);
+  }
+
+  private account(way: Way, req: IncomingMessage, started: number, route: Route | undefined, end: ExchangeEnd, connector: string | undefined, user: string | undefined): void {
     const ms = performance.now() - started;
     const m: RouteMetrics = route === undefined ? this.deps.metrics.unknownRoute(way.name) : this.deps.metrics.forRoute(route.key, route.className, way.name);
     m.done(end.status, ms / 1000);
