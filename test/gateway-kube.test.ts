@@ -5,8 +5,9 @@
 // requires the Connector's credentials; a ConnectorClass API service behind
 // `x-provider-type: api` that checks the three X-Plugin headers; refusals as Status bodies.
 // Three proxies, one per flag setting:
-//   off    no flags (writes status.api.path)      write  --enable-connector-apis-write-passthrough
-//   on     both flags: apis permissions and write passthrough
+//   off    no flags (writes status.api.path; a test then flips them in the connectors-config ConfigMap)
+//   write  --enable-connector-apis-write-passthrough
+//   on     both flags, by environment variable
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -627,6 +628,28 @@ describe('Connectors API gateway: the proxy binary against a real API server', (
     const back = join(tmp, 'c-back');
     await git(tmp, tokens['git-user']!, 'clone', '-q', url(proxies.on), back);
     assert.equal(sha256(readFileSync(join(back, 'big.bin'))), sha256(blob));
+  });
+
+  test('the flags from the connectors-config ConfigMap: an edit applies to the next gateway request', async () => {
+    const p = proxies.off;
+    const post = () => send(p, 'POST', gw('gl', '/apis/v4/projects/5/repository/branches'), { token: tokens.viewer, body: '{}' });
+    assertStatus(await post(), 405, 'MethodNotAllowed');
+    const cm = (flags: Record<string, string>) => kube.applyYaml(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: connectors-config, namespace: connectors-system}
+data: ${JSON.stringify(flags)}
+`);
+    await cm({ 'enable-connector-apis-write-passthrough': 'true' });
+    let r = await post();
+    for (let i = 0; i < 100 && r.status === 405; i++) { await sleep(100); r = await post(); }
+    assert.equal(toolSaw(r, 'tool').method, 'POST');
+    await cm({ 'enable-connector-apis-write-passthrough': 'true', 'enable-connector-apis-permissions': 'true' });
+    for (let i = 0; i < 100 && r.status !== 403; i++) { await sleep(100); r = await post(); }
+    assertStatus(r, 403, 'Forbidden', /may not create connectors\/apis\/gitlab/);
+    assert.equal((await send(p, 'POST', gw('gl', '/apis/v4/projects/5/repository/branches'), { token: tokens['class-writer'], body: '{}' })).status, 201);
+    await cm({ 'enable-connector-apis-write-passthrough': 'false', 'enable-connector-apis-permissions': 'false' });
+    for (let i = 0; i < 100 && r.status !== 405; i++) { await sleep(100); r = await post(); }
+    assertStatus(r, 405, 'MethodNotAllowed');
   });
 
   test('metrics and the access log tell gateway traffic apart; no token or Secret value in any log line, error body or tool request', async () => {
