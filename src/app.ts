@@ -120,6 +120,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     proto: cfg.proto,
     address: addressOptions,
     limits: { maxUrlLength: cfg.maxUrlLength },
+    flags,
   });
   const serverOptions: ServerOptions = {
     maxHeaderSize: cfg.maxHeaderSize,

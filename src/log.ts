@@ -24,6 +24,8 @@ export function flushLogger(log: Logger): void {
 
 /** One finished request, as the access line records it. */
 export interface AccessRecord {
+  /** The way in (`reverse`, `forward`, `gateway`): Connectors API traffic apart from proxy traffic. */
+  readonly way: string;
   readonly connector: string | undefined;
   readonly user: string | undefined;
   readonly method: string | undefined;
@@ -55,7 +57,7 @@ export class AccessLog {
 
   write(r: AccessRecord): void {
     if (!this.log.isLevelEnabled('info')) return;
-    let line = `{"level":30,"time":${Date.now()}${this.bindings}`;
+    let line = `{"level":30,"time":${Date.now()}${this.bindings},"way":${JSON.stringify(r.way)}`;
     if (r.connector !== undefined) line += `,"connector":${JSON.stringify(r.connector)}`;
     if (r.user !== undefined) line += `,"user":${JSON.stringify(r.user)}`;
     if (r.method !== undefined) line += `,"method":${JSON.stringify(r.method)}`;

@@ -86,6 +86,18 @@ export interface ServiceRef {
   namespace?: string;
 }
 
+/**
+ * `spec.api.openapi`: an OpenAPI 3.0 document. The Connectors API gateway reads
+ * `paths[<template>].<method>` with the extensions `x-provider-type` (`api` | `proxy`) and
+ * `x-openapi-address`; everything else is carried for clients (dynamic forms). Unvalidated
+ * input: src/gateway/openapi.ts checks the shape.
+ */
+export interface OpenApiDocument {
+  openapi?: string;
+  paths?: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
 export interface ConnectorClassSpec {
   address?: { type: string };
   addressExtensions?: ParamSpec[];
@@ -93,7 +105,7 @@ export interface ConnectorClassSpec {
   auth?: { types: AuthTypeSpec[] };
   livenessProbe?: Probe;
   authProbes?: { authName: string; params?: ParamSpec[]; probe?: Probe }[];
-  api?: { ref?: ServiceRef; uri?: string };
+  api?: { ref?: ServiceRef; uri?: string; openapi?: OpenApiDocument };
   proxy?: { ref?: ServiceRef; uri?: string; authExtractor?: RegoSource };
   configurations?: ConfigurationSpec[];
 }

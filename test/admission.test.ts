@@ -105,11 +105,12 @@ describe('admission: reverse', () => {
     const later: ClientAuthenticator = {
       check: (t: string, ref: ConnectorRef): Promise<AuthDecision> => Promise.resolve(tokens.check(t, ref)),
       authenticate: (t: string) => Promise.resolve(tokens.authenticate(t)),
+      checkApi: (t, ref, p) => Promise.resolve(tokens.checkApi(t, ref, p)),
     };
     const pending = new Admissions(new Resolver('d'), new RouteTable(store), later).reverse(req('/namespaces/team/connectors/git/x', { host: 'p', ...bearer('team-token-1') }));
     assert.ok(pending instanceof Promise);
     assert.ok((await pending).admitted);
-    const failing: ClientAuthenticator = { check: () => Promise.reject(new Error('down')), authenticate: () => Promise.reject(new Error('down')) };
+    const failing: ClientAuthenticator = { check: () => Promise.reject(new Error('down')), authenticate: () => Promise.reject(new Error('down')), checkApi: () => Promise.reject(new Error('down')) };
     const f = await admit(new Admissions(new Resolver('d'), new RouteTable(store), failing).reverse(req('/namespaces/team/connectors/git/x', { host: 'p', ...bearer('team-token-1') })));
     assert.ok(!f.admitted);
     assert.equal(f.status, 503);

@@ -427,6 +427,50 @@ describe('KubeAuthenticator (TokenReview + SubjectAccessReview)', () => {
     assert.ok(!on.allowed && on.status === 403, JSON.stringify(on));
   });
 
+  test('checkApi: never connectors/proxy; the method\'s verb on connectors/apis/<class>, else on connectors/apis/<class><template>; cached', async () => {
+    const { auth, calls } = authenticator({ proxyPermission: true, negativeTtlMs: 0 });
+    const git = { namespace: NS, name: 'git' };
+    // The gateway without apis permissions: `get connectors` alone, even with the proxy flag on.
+    assert.deepEqual(await auth.checkApi(token, git, undefined), { allowed: true, user: SA_USER });
+    assert.deepEqual(calls, ['tokenreviews', 'subjectaccessreviews']);
+    const branches = { verb: 'create', className: 'gitlab', template: '/api/v4/projects/{id}/repository/branches' } as const;
+    calls.length = 0;
+    const denied = await auth.checkApi(token, git, branches);
+    assert.ok(!denied.allowed && denied.status === 403, JSON.stringify(denied));
+    assert.match(denied.reason, /may not create connectors\/apis\/gitlab nor connectors\/apis\/gitlab\/api\/v4\/projects\/\{id\}\/repository\/branches of connector "git"/);
+    assert.deepEqual(calls, ['subjectaccessreviews', 'subjectaccessreviews', 'subjectaccessreviews'], 'get, class level, path level');
+    // A rule naming the path template (and the Connector by resourceNames).
+    await kube.applyYaml(`
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: { name: branch-writer, namespace: ${NS} }
+rules:
+  - { apiGroups: [connectors.alauda.io], resources: ["connectors/apis/gitlab/api/v4/projects/{id}/repository/branches"], resourceNames: [git], verbs: [create] }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: { name: branch-writer, namespace: ${NS} }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: branch-writer }
+subjects: [{ kind: ServiceAccount, name: ${SA}, namespace: ${NS} }]
+`);
+    for (let i = 0; i < 200 && !(await auth.checkApi(token, git, branches)).allowed; i++) await sleep(50);
+    assert.deepEqual(await auth.checkApi(token, git, branches), { allowed: true, user: SA_USER });
+    calls.length = 0;
+    const hit = auth.checkApi(token, git, branches);
+    assert.ok(!isPromise(hit), 'a cached decision answers synchronously');
+    assert.deepEqual(calls, []);
+    // Another verb, another template, another Connector: each its own decision.
+    assert.equal((await auth.checkApi(token, git, { ...branches, verb: 'delete' })).allowed, false);
+    assert.equal((await auth.checkApi(token, git, { ...branches, template: '/api/v4/projects/{id}/repository/tags' })).allowed, false);
+    assert.equal((await auth.checkApi(token, { namespace: NS, name: 'registry' }, branches)).allowed, false);
+    // A class-level grant answers without the path-level review.
+    await kube.applyYaml(role('gitlab-apis', 'connectors/apis/gitlab', ['git']));
+    await waitForGrant('git', 'apis/gitlab');
+    calls.length = 0;
+    assert.equal((await auth.checkApi(token, git, { verb: 'get', className: 'gitlab', template: '/anything' })).allowed, true);
+    assert.deepEqual(calls, ['subjectaccessreviews', 'subjectaccessreviews']);
+  });
+
   test('proxyPermission as a function (the feature flag, changed at run time): each check reads it, and a decision made under one value is never reused under the other', async () => {
     let flag = false;
     const { auth, calls } = authenticator({ proxyPermission: () => flag });

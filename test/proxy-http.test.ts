@@ -286,10 +286,10 @@ describe('reverse proxy over HTTP', () => {
     assert.equal((await ops('/healthz')).status, 200);
     assert.equal((await ops('/readyz')).status, 200);
     const m = (await ops('/metrics')).text;
-    assert.match(m, /connectors_proxy_requests_total\{connector="team\/tool",class="cls-tool",code="200"\} \d+/);
-    assert.match(m, /connectors_proxy_requests_total\{connector="unknown",class="unknown",code="401"\} \d+/);
-    assert.match(m, /connectors_proxy_request_duration_seconds_bucket\{le="0.005",connector="team\/tool",class="cls-tool"\}/);
-    assert.match(m, /connectors_proxy_upstream_errors_total\{connector="team\/dead",class="cls-dead",reason="connect_refused"\} 1/);
+    assert.match(m, /connectors_proxy_requests_total\{connector="team\/tool",class="cls-tool",way="reverse",code="200"\} \d+/);
+    assert.match(m, /connectors_proxy_requests_total\{connector="unknown",class="unknown",way="reverse",code="401"\} \d+/);
+    assert.match(m, /connectors_proxy_request_duration_seconds_bucket\{le="0.005",connector="team\/tool",class="cls-tool",way="reverse"\}/);
+    assert.match(m, /connectors_proxy_upstream_errors_total\{connector="team\/dead",class="cls-dead",way="reverse",reason="connect_refused"\} 1/);
     assert.match(m, /connectors_proxy_requests_in_flight 0/);
     assert.equal((await request(proxy.url('/metrics'))).status, 404, 'metrics are not served on the proxy port');
   });

@@ -19,6 +19,11 @@ describe('router', () => {
     assert.equal(r.wayOf(req('GET', '/v2', 'proxy')), 'registry-base');
     assert.equal(r.wayOf(req('GET', '/namespaces/team/connectors/git/repo.git/info/refs', 'proxy')), 'path-form');
     assert.equal(r.wayOf(req('GET', '/v2/namespaces/team/connectors/oci/app/manifests/1', 'proxy')), 'path-form');
+    assert.equal(r.wayOf(req('POST', '/connectors/v1alpha1/team/gitlab/path/api/v4/projects', 'proxy')), 'gateway');
+  });
+  test('the Connectors API gateway is on the proxy\'s own host only', () => {
+    assert.equal(r.wayOf(req('GET', '/connectors/v1alpha1/team/gitlab/path/x', 'c-gitlab.team.svc.cluster.local')), 'host-form');
+    assert.equal(r.wayOf(req('GET', '/connectors/v1alpha1', 'proxy')), 'path-form');
   });
   test('on a Connector host every path is the tool\'s: /v2/ and /configurations/ too', () => {
     assert.equal(r.wayOf(req('GET', '/v2/', 'c-reg.team.svc.cluster.local:8080')), 'host-form');

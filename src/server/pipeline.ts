@@ -73,9 +73,9 @@ export class Pipeline {
       // 2. A refusal is answered in the way's format; nothing reaches the tool.
       if (!a.admitted) {
         this.answer(way, client, a.status, a.message, a.headers);
-        return this.record(req, started, a.route, { status: a.status }, a.connector, a.user);
+        return this.record(way, req, started, a.route, { status: a.status }, a.connector, a.user);
       }
-      const end = (e: ExchangeEnd): void => this.record(req, started, a.route, e, a.route?.key, a.user);
+      const end = (e: ExchangeEnd): void => this.record(way, req, started, a.route, e, a.route?.key, a.user);
       // 3. Only now may the client send its body: an unauthenticated upload never starts.
       if (client.res !== undefined && expectsContinue(req)) client.res.writeContinue();
       // 4. Rewrite: the upstream request, without hop-by-hop headers or the client's credentials.
@@ -94,7 +94,7 @@ export class Pipeline {
       }, () => undefined);
     }, () => {
       this.answer(way, client, 503, 'cannot check the token now; try again');
-      this.record(req, started, undefined, { status: 503 }, undefined, undefined);
+      this.record(way, req, started, undefined, { status: 503 }, undefined, undefined);
     });
   }
 
@@ -102,14 +102,14 @@ export class Pipeline {
   refuse(way: Way, req: IncomingMessage, client: Client, status: number, message: string, headers?: Readonly<Record<string, string>>): void {
     this.inFlight++;
     this.answer(way, client, status, message, headers);
-    this.record(req, performance.now(), undefined, { status }, undefined, undefined);
+    this.record(way, req, performance.now(), undefined, { status }, undefined, undefined);
   }
 
   /** A request the proxy answers itself (the registry's `/v2/`): counted and recorded like an exchange. */
-  local(req: IncomingMessage, handle: (done: (status: number, user?: string) => void) => void): void {
+  local(way: Way, req: IncomingMessage, handle: (done: (status: number, user?: string) => void) => void): void {
     const started = performance.now();
     this.inFlight++;
-    handle((status, user) => this.record(req, started, undefined, { status }, undefined, user));
+    handle((status, user) => this.record(way, req, started, undefined, { status }, undefined, user));
   }
 
   /** The common Rewrite: target path, the Host the tool expects, forwarding headers, no client credentials. */
@@ -194,25 +194,25 @@ export class Pipeline {
   }
 
   /** Records a request answered outside an exchange (a CONNECT): metrics and the access line. */
-  note(req: IncomingMessage, started: number, end: ExchangeEnd, user: string | undefined): void {
-    this.account(req, started, undefined, end, undefined, user);
+  note(way: Way, req: IncomingMessage, started: number, end: ExchangeEnd, user: string | undefined): void {
+    this.account(way, req, started, undefined, end, undefined, user);
   }
 
-  /** The end of every exchange: in-flight count, metrics and the access line. */
-  private record(req: IncomingMessage, started: number, route: Route | undefined, end: ExchangeEnd, connector: string | undefined, user: string | undefined): void {
+  /** The end of every exchange: in-flight count, metrics and the access line, by way in. */
+  private record(way: Way, req: IncomingMessage, started: number, route: Route | undefined, end: ExchangeEnd, connector: string | undefined, user: string | undefined): void {
     this.inFlight--;
-    this.account(req, started, route, end, connector, user);
+    this.account(way, req, started, route, end, connector, user);
   }
 
-  private account(req: IncomingMessage, started: number, route: Route | undefined, end: ExchangeEnd, connector: string | undefined, user: string | undefined): void {
+  private account(way: Way, req: IncomingMessage, started: number, route: Route | undefined, end: ExchangeEnd, connector: string | undefined, user: string | undefined): void {
     const ms = performance.now() - started;
-    const m: RouteMetrics = route === undefined ? this.deps.metrics.unknownRoute : this.deps.metrics.forRoute(route.key, route.className);
+    const m: RouteMetrics = route === undefined ? this.deps.metrics.unknownRoute(way.name) : this.deps.metrics.forRoute(route.key, route.className, way.name);
     m.done(end.status, ms / 1000);
     if (end.upstreamError !== undefined) m.upstreamError(end.upstreamError.reason);
     const url = req.url ?? '';
     const q = url.indexOf('?');
     this.deps.accessLog.write({
-      connector, user, method: req.method, path: q < 0 ? url : url.slice(0, q), status: end.status,
+      way: way.name, connector, user, method: req.method, path: q < 0 ? url : url.slice(0, q), status: end.status,
       ms: Math.round(ms * 10) / 10, upstreamError: end.upstreamError?.text, clientAborted: end.clientAborted,
     });
   }

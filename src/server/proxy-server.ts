@@ -6,6 +6,9 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ClientAuthenticator } from '../auth/authenticator';
+import { ClassApis } from '../gateway/class-apis';
+import type { GatewayFlags } from '../gateway/flags';
+import { gatewayWay } from '../gateway/way';
 import { tokenFromAuthorization, WWW_AUTHENTICATE } from '../auth/client-token';
 import type { AccessLog } from '../log';
 import type { ProxyMetrics } from '../metrics/metrics';
@@ -39,6 +42,8 @@ export interface ProxyDeps {
   /** Where this proxy is reached (rendered configurations). */
   readonly address: ProxyAddressOptions;
   readonly limits: RequestLimits;
+  /** Feature flags (the Connectors API gateway's), read on every request. */
+  readonly flags: GatewayFlags;
   /** HTTPS forward proxy: the proxy CA's leaf certificates; without them CONNECT gets 405. */
   readonly connect?: {
     readonly certificates: InterceptCertificates;
@@ -64,6 +69,8 @@ export class ProxyServer {
   private readonly reverse: Way;
   /** Forward proxy: absolute-form requests with Proxy-Authorization. */
   private readonly forward: Way;
+  /** The Connectors API gateway: Bearer tokens, OpenAPI routing, Status errors. */
+  private readonly gateway: Way;
   /** Requests inside an intercepted CONNECT tunnel. */
   private readonly intercepted: Way;
   private readonly connectHandler: ConnectHandler | undefined;
@@ -78,6 +85,7 @@ export class ProxyServer {
     const admissions = this.admissions = new Admissions(deps.resolver, deps.routes, deps.auth);
     this.reverse = { name: 'reverse', admit: (req) => admissions.reverse(req), errorHandler: sendError };
     this.forward = { name: 'forward', admit: (req) => admissions.forward(req), errorHandler: sendError };
+    this.gateway = gatewayWay({ store: deps.store, routes: deps.routes, auth: deps.auth, flags: deps.flags, classApis: new ClassApis(deps.store) });
     const tunnels = this.tunnels;
     this.intercepted = { name: 'connect', admit: (req) => admissions.intercepted(req, tunnels.get(req.socket)!), errorHandler: sendError };
     const c = deps.connect;
@@ -94,7 +102,7 @@ export class ProxyServer {
           tunnels.set(tls, tunnel);
           server.emit('connection', tls);
         },
-        record: (req, status, user, started, upstreamError) => this.pipeline.note(req, started, { status, upstreamError }, user),
+        record: (req, status, user, started, upstreamError) => this.pipeline.note(this.intercepted, req, started, { status, upstreamError }, user),
       });
     }
   }
@@ -116,6 +124,7 @@ export class ProxyServer {
       case 'forward': return this.pipeline.serve(this.forward, req, { res });
       case 'host-form':
       case 'path-form': return this.pipeline.serve(this.reverse, req, { res });
+      case 'gateway': return this.pipeline.serve(this.gateway, req, { res });
       case 'configurations': return serveConfigurations(req, res, { store: this.deps.store, admissions: this.admissions, address: this.deps.address, log: this.deps.log });
       case 'registry-base': return this.registryBase(req, res);
       case 'connect': return this.pipeline.refuse(this.reverse, req, { res }, 405, CONNECT_REFUSED, CONNECT_ALLOW);
@@ -130,7 +139,7 @@ export class ProxyServer {
     if (over !== undefined) return this.pipeline.refuse(this.reverse, req, { socket, head }, over.status, over.message);
     const way = this.router.wayOf(req);
     if (way === 'connect') return this.pipeline.refuse(this.reverse, req, { socket, head }, 405, CONNECT_REFUSED, CONNECT_ALLOW);
-    this.pipeline.serve(way === 'forward' ? this.forward : this.reverse, req, { socket, head });
+    this.pipeline.serve(way === 'forward' ? this.forward : way === 'gateway' ? this.gateway : this.reverse, req, { socket, head });
   };
 
   /** The `connect` listener: the HTTPS forward proxy (src/server/connect.ts), or 405 without a proxy CA. */
@@ -156,7 +165,7 @@ export class ProxyServer {
 
   /** `GET|HEAD /v2/`: 401 with a Basic challenge until the token is valid, then 200. */
   private registryBase(req: IncomingMessage, res: ServerResponse): void {
-    this.pipeline.local(req, (done) => {
+    this.pipeline.local(this.reverse, req, (done) => {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         registryAnswer(res, req.method, 405, 'the registry version check is read with GET', { allow: 'GET, HEAD' });
         return done(405);

@@ -3,11 +3,12 @@
 // proxying ways all go through the one pipeline, src/server/pipeline.ts). The operations
 // listener (metrics, health, status) is apart, on its own port: src/server/ops-server.ts.
 import type { IncomingMessage } from 'node:http';
+import { CONNECTOR_API_PREFIX } from '../gateway/path';
 import { isRegistryBase } from '../oci/registry-base';
 import { CONFIGURATIONS_PREFIX } from './configurations';
 import type { Resolver } from './resolve';
 
-export type WayName = 'connect' | 'forward' | 'host-form' | 'configurations' | 'registry-base' | 'path-form';
+export type WayName = 'connect' | 'forward' | 'host-form' | 'configurations' | 'registry-base' | 'gateway' | 'path-form';
 
 interface Row {
   readonly way: WayName;
@@ -25,6 +26,8 @@ const TABLE: readonly Row[] = [
   { way: 'configurations', when: (_req, url) => url.startsWith(CONFIGURATIONS_PREFIX) },
   // `/v2/`: the registry version check of OCI clients (the proxy answers as a registry).
   { way: 'registry-base', when: (_req, url) => isRegistryBase(url) },
+  // `/connectors/v1alpha1/<ns>/<name>/path/<api-path>`: the Connectors API gateway (src/gateway/).
+  { way: 'gateway', when: (_req, url) => url.startsWith(CONNECTOR_API_PREFIX) },
   // `/namespaces/<ns>/connectors/<name>/...` and `/v2/namespaces/...`: the reverse proxy, path form.
   { way: 'path-form', when: () => true },
 ];
