@@ -125,6 +125,7 @@ apiVersion: connectors.alauda.io/v1alpha1
 kind: ConnectorClass
 metadata: {name: gitlab}
 spec:
+  proxy: {}
   address: {type: string}
   addressExtensions: [{name: api, type: string}]
   auth:
@@ -162,6 +163,7 @@ apiVersion: connectors.alauda.io/v1alpha1
 kind: ConnectorClass
 metadata: {name: git, annotations: {connectors.cpaas.io/proxy-resolver: path}}
 spec:
+  proxy: {}
   address: {type: string}
   auth:
     types: [{name: basicAuth, secretType: kubernetes.io/basic-auth}]
@@ -175,6 +177,7 @@ apiVersion: connectors.alauda.io/v1alpha1
 kind: ConnectorClass
 metadata: {name: plain}
 spec:
+  proxy: {}
   address: {type: string}
   auth:
     types: [{name: basicAuth, secretType: kubernetes.io/basic-auth}]`,
@@ -457,9 +460,9 @@ describe('Connectors API gateway: the proxy binary against a real API server', (
     await eventuallyApiPath('pl', `/connectors/v1alpha1/${NS}/pl/path`);
     assert.equal((await kubectlPatch('{"spec":{"api":null}}')).code, 0);
     await eventuallyApiPath('pl', undefined);
-    // The other writers (--no-write-status) wrote nothing else: the proxy address stays unset (no spec.proxy).
+    // The same writer keeps the proxy address of a class with spec.proxy beside it.
     const gl = await kube.api('GET', `${API}/namespaces/${NS}/connectors/gl`);
-    assert.equal((gl.json as { status?: { proxy?: unknown } }).status?.proxy, undefined);
+    assert.deepEqual((gl.json as { status?: { proxy?: unknown } }).status?.proxy, { httpAddress: { url: `http://c-gl.${NS}.proxy.test` } });
   });
 
   test('refusals are Kubernetes Status bodies: 401, 403, 404, 405, 400; nothing reaches the tool', async () => {
