@@ -139,15 +139,16 @@ export class FileProxyCa extends CaHolder {
   private async start(generateInto: string | undefined, watch: boolean): Promise<void> {
     try {
       if (generateInto !== undefined) await ensureGenerated(generateInto, this.opts.log);
+      // Watching before the first read: an edit made right after `ready` is not missed.
+      if (watch && !this.stopped) {
+        for (const dir of new Set([dirname(this.certFile), dirname(this.keyFile)])) {
+          this.watchers.push(watchPath(dir, false, () => { void this.reload().catch(() => undefined); }));
+        }
+      }
       await this.reload();
     } catch (e) {
+      this.stop();
       this.rejectReady(e as Error);
-      return;
-    }
-    if (watch && !this.stopped) {
-      for (const dir of new Set([dirname(this.certFile), dirname(this.keyFile)])) {
-        this.watchers.push(watchPath(dir, false, () => { void this.reload().catch(() => undefined); }));
-      }
     }
   }
 
