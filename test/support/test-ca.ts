@@ -1,12 +1,12 @@
 // Throwaway certificate authorities for HTTPS upstreams, made with the openssl CLI (node:crypto
 // cannot sign certificates), and a real HTTPS tool whose serving certificate can be swapped.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
+import { createServer, request as httpsRequest, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import { checkServerIdentity as tlsCheckServerIdentity, type TLSSocket } from 'node:tls';
 import { run } from './run';
 
 const P256 = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
@@ -114,4 +114,35 @@ type: Opaque
 stringData:
 ${Object.entries(data).map(([k, v]) => `  ${k}: |\n${indent(v)}`).join('\n')}
 `;
+}
+
+/** How a test tool serves TLS: a certificate from `ca` for `host` and 127.0.0.1. */
+export interface ServeTls {
+  readonly ca: TestCa;
+  /** The name clients use (resolved to loopback by test/support/hosts.ts), e.g. `git.tools.test`. */
+  readonly host: string;
+}
+
+/**
+ * GET `url` from this process, trusting only `ca`: the connection goes to 127.0.0.1 and the
+ * URL's host is sent as SNI and Host and checked against the certificate, so test names need
+ * no DNS here. Any answer (a 401 too) resolves.
+ */
+export function httpsGet(url: string, ca: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({
+      host: '127.0.0.1', port: Number(u.port || 443), path: u.pathname + u.search, ca, agent: false,
+      servername: isIP(u.hostname) ? undefined : u.hostname, headers: { host: u.host, ...headers },
+      checkServerIdentity: (_host, cert) => tlsCheckServerIdentity(u.hostname, cert),
+    }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => { text += c.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
