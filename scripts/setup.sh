@@ -20,9 +20,9 @@ apt_install() {
   echo "setup: installing Debian packages: ${missing[*]}"
   local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   if [ ! -f .cache/apt-updated ] || [ -n "$(find .cache/apt-updated -mmin +720 2>/dev/null)" ]; then
-    $sudo apt-get update -qq && touch .cache/apt-updated
+    $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq && touch .cache/apt-updated
   fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 command -v node >/dev/null || { echo "setup: Node.js 20 or newer is required" >&2; exit 1; }

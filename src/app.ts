@@ -5,6 +5,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { AccessLog } from './log';
 import type { ProxyConfig } from './config';
 import { StaticTokenAuthenticator } from './auth/static-tokens';
 import type { ClientAuthenticator } from './auth/authenticator';
@@ -14,7 +15,8 @@ import { KubeSource } from './sources/kubernetes';
 import { ProxyAddressWriter, proxyAddress } from './status/proxy-address';
 import { MEMORY_SINK, StatusProber, type StatusSink } from './status/prober';
 import { KubeStatusSink } from './status/kube-status-sink';
-import { ConnectorIndex } from './sources/connector-index';
+import { ObjectStore } from './sources/store';
+import { RouteTable } from './routes/route-table';
 import { FileSource, watchPath } from './sources/files';
 import { ProxyMetrics } from './metrics/metrics';
 import { ProxyServer } from './server/proxy-server';
@@ -23,7 +25,7 @@ import { TlsReloader } from './server/tls';
 import { Resolver } from './server/resolve';
 import { UpstreamPools } from './server/upstream-pools';
 import { PARSED_HEADER_FIELDS } from './server/limits';
-import { warnInsecureConnectors } from './tls/insecure-warning';
+import { warnInsecureConnectors } from './sources/insecure-warning';
 import { PolicyCompiler } from './rego/compiler';
 import { PolicyStore } from './rego/policy-store';
 import type { FSWatcher } from 'node:fs';
@@ -33,7 +35,8 @@ export interface RunningProxy {
   readonly opsPort: number;
   /** The HTTPS listener's port, when --tls-listen is set. */
   readonly tlsPort: number | undefined;
-  readonly index: ConnectorIndex;
+  readonly store: ObjectStore;
+  readonly routes: RouteTable;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), closes all. */
   shutdown(): Promise<void>;
 }
@@ -58,31 +61,34 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     keepAliveTimeout: cfg.upstreamKeepAliveMs,
     keepAliveMaxTimeout: Math.max(cfg.upstreamKeepAliveMs, 1000),
   });
-  const index = new ConnectorIndex({
+  const store = new ObjectStore();
+  const routes = new RouteTable(store, {
     policies: new PolicyStore(compiler, log), maxBodyBytes: cfg.maxBodyInjectionBytes,
     trust: { enabled: cfg.customCaCerts, namespace: cfg.namespace },
     dispatcher: (origin, trust) => pools.get(origin, trust),
     allowCrossNamespaceSecrets: cfg.allowCrossNamespaceSecrets,
   });
-  warnInsecureConnectors(index, log);
+  warnInsecureConnectors(store, log);
   metrics.gaugeFrom('connectors_proxy_index_objects', 'Objects held in memory, by kind (ConnectorClasses, Connectors, and the Secrets they reference).', 'kind',
-    () => index.counts());
-  const source = cfg.source === 'kubernetes' ? kubernetesSource(cfg, index, metrics, log) : fileSource(cfg, index, metrics, log);
+    () => store.counts());
+  const source = cfg.source === 'kubernetes' ? kubernetesSource(cfg, store, metrics, log) : fileSource(cfg, store, metrics, log);
   const auth = source.auth;
   const addressOptions = { domain: cfg.domain, proto: cfg.proto, publicUrl: cfg.publicUrl };
   const prober = cfg.probes.enabled
-    ? new StatusProber(index, source.statusSink, log, {
+    ? new StatusProber(store, source.statusSink, log, {
       intervalMs: cfg.probes.intervalMs, concurrency: Math.max(1, cfg.probes.concurrency), timeoutMs: cfg.probes.timeoutMs,
       proxyAddress: (c, cls) => proxyAddress(c, cls, addressOptions),
       dispatcherFor: (c) => {
-        const r = index.route(c.metadata.namespace, c.metadata.name);
+        const r = routes.route(c.metadata.namespace, c.metadata.name);
         return r && pools.get(r.upstream.origin, r.trust);
       },
+      allowCrossNamespaceSecrets: cfg.allowCrossNamespaceSecrets,
     })
     : undefined;
 
+  const accessLog = new AccessLog(log);
   proxy = new ProxyServer({
-    index, resolver: new Resolver(cfg.domain), auth, pools, metrics, log,
+    store, routes, resolver: new Resolver(cfg.domain), auth, pools, metrics, log, accessLog,
     timeouts: { headersMs: cfg.headersTimeoutMs, bodyIdleMs: cfg.bodyIdleTimeoutMs },
     proto: cfg.proto,
     address: addressOptions,
@@ -114,12 +120,12 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     s.on('request', proxy.handleRequest);
     s.on('checkContinue', proxy.handleRequest);
     s.on('upgrade', proxy.handleUpgrade);
-    s.on('connect', proxy.handleUpgrade); // refused with 405: no tunnelling
+    s.on('connect', proxy.handleConnect);
   }
 
   let draining = false;
   const ops = createOpsServer(metrics, {
-    notReadyReason: () => (draining ? 'shutting down' : index.ready ? undefined : 'connectors not loaded yet'),
+    notReadyReason: () => (draining ? 'shutting down' : store.ready ? undefined : 'connectors not loaded yet'),
   }, prober && (() => ({ items: prober.snapshot() })));
   const proxyPort = await listen(server, cfg.listen.host, cfg.listen.port);
   const tlsPort = tlsServer && cfg.tls ? await listen(tlsServer, cfg.tls.listen.host, cfg.tls.listen.port) : undefined;
@@ -133,7 +139,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   }, 'connectors-proxy listening');
 
   return {
-    proxyPort, opsPort, tlsPort, index,
+    proxyPort, opsPort, tlsPort, store, routes,
     async shutdown() {
       draining = true;
       source.stop();
@@ -145,6 +151,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       while (active.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       for (const s of servers) s.closeAllConnections();
       await closed;
+      accessLog.flush();
       await new Promise<void>((resolve) => ops.close(() => resolve()));
       await pools.close();
       await source.close();
@@ -164,8 +171,8 @@ interface Source {
 }
 
 /** Embedded mode: a folder of manifests and a static token file, both reloaded on change. */
-function fileSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: ProxyMetrics, log: Logger): Source {
-  const files = new FileSource(cfg.manifests, index, log);
+function fileSource(cfg: ProxyConfig, store: ObjectStore, metrics: ProxyMetrics, log: Logger): Source {
+  const files = new FileSource(cfg.manifests, store, log);
   files.start(cfg.watch);
   const auth = new StaticTokenAuthenticator(cfg.tokens);
   const tokenCount = auth.load();
@@ -201,7 +208,7 @@ function fileSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: ProxyMetri
  * Kubernetes mode: list+watch into the index (ready after the first sync), TokenReview +
  * SubjectAccessReview for clients, and the Connectors' proxy address written to status.
  */
-function kubernetesSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: ProxyMetrics, log: Logger): Source {
+function kubernetesSource(cfg: ProxyConfig, store: ObjectStore, metrics: ProxyMetrics, log: Logger): Source {
   const k = cfg.kubernetes;
   const client = new KubeClient(loadKubeClientConfig(k.kubeconfig), { connections: 16 });
   log.info({ server: client.config.server }, 'using the Kubernetes API server');
@@ -214,10 +221,10 @@ function kubernetesSource(cfg: ProxyConfig, index: ConnectorIndex, metrics: Prox
     onError: (err) => log.warn({ err: err.message }, 'token check failed: answering 503'),
   });
   const writer = k.writeStatus
-    ? new ProxyAddressWriter(client, index, log, { domain: cfg.domain, proto: cfg.proto, publicUrl: cfg.publicUrl })
+    ? new ProxyAddressWriter(client, store, log, { domain: cfg.domain, proto: cfg.proto, publicUrl: cfg.publicUrl })
     : undefined;
   const restarts = metrics.counter('connectors_proxy_kube_watch_restarts_total', 'Restarts of a Kubernetes list+watch loop, by resource and reason (closed, gone = 410 relist, error).', ['resource', 'reason']);
-  const watcher = new KubeSource(client, index, log, {
+  const watcher = new KubeSource(client, store, log, {
     caNamespace: cfg.customCaCerts ? cfg.namespace : undefined,
     allowCrossNamespaceSecrets: cfg.allowCrossNamespaceSecrets,
     onConnector: writer && ((c) => writer.enqueue(c)),

@@ -16,8 +16,10 @@ import { basic, REPO_ROOT, startProxy, type ProxyProcess } from './support/proxy
 import { startRegistryHarness, type RegistryHarness } from './support/registry';
 import { run, type RunResult } from './support/run';
 import { startUpstream, type Upstream } from './support/upstream';
-import { mergeScopes, parseChallenge, scopesFor } from '../src/inject/oci';
-import { rewriteLocation } from '../src/server/headers';
+import { mergeScopes, scopesFor } from '../src/oci/scopes';
+import { parseChallenge } from '../src/http/challenge';
+import { rewriteLocation } from '../src/http/headers';
+import { rewriteRegistryLocation } from '../src/oci/profile';
 
 const CRANE = join(REPO_ROOT, '.cache', 'crane');
 const USER = 'reg-robot';
@@ -537,14 +539,15 @@ describe('OCI pieces', () => {
 
   test('rewriteLocation: OCI path form keeps the prefix inside the repository name; other hosts untouched', () => {
     const rw = { upstreamBase: 'http://reg:5000', upstreamPath: '', publicBase: 'http://proxy/v2/namespaces/t/connectors/r', publicPath: '/v2/namespaces/t/connectors/r' };
-    assert.equal(rewriteLocation('/v2/app/blobs/uploads/u?_state=s', rw), '/v2/namespaces/t/connectors/r/app/blobs/uploads/u?_state=s');
-    assert.equal(rewriteLocation('http://reg:5000/v2/app/blobs/uploads/u', rw), 'http://proxy/v2/namespaces/t/connectors/r/app/blobs/uploads/u');
-    assert.equal(rewriteLocation('http://s3.example/bucket/blob?sig=1', rw), 'http://s3.example/bucket/blob?sig=1');
+    assert.equal(rewriteRegistryLocation('/v2/app/blobs/uploads/u?_state=s', rw), '/v2/namespaces/t/connectors/r/app/blobs/uploads/u?_state=s');
+    assert.equal(rewriteRegistryLocation('http://reg:5000/v2/app/blobs/uploads/u', rw), 'http://proxy/v2/namespaces/t/connectors/r/app/blobs/uploads/u');
+    assert.equal(rewriteRegistryLocation('http://s3.example/bucket/blob?sig=1', rw), 'http://s3.example/bucket/blob?sig=1');
     // distribution builds absolute URLs from X-Forwarded-Host: the proxy's origin, no prefix.
-    assert.equal(rewriteLocation('http://PROXY/v2/app/blobs/uploads/u', rw), 'http://proxy/v2/namespaces/t/connectors/r/app/blobs/uploads/u');
-    assert.equal(rewriteLocation('http://proxy/v2/namespaces/t/connectors/r/app/blobs/x', rw), 'http://proxy/v2/namespaces/t/connectors/r/app/blobs/x');
-    assert.equal(rewriteLocation('http://proxy/other', rw), 'http://proxy/other');
+    assert.equal(rewriteRegistryLocation('http://PROXY/v2/app/blobs/uploads/u', rw), 'http://proxy/v2/namespaces/t/connectors/r/app/blobs/uploads/u');
+    assert.equal(rewriteRegistryLocation('http://proxy/v2/namespaces/t/connectors/r/app/blobs/x', rw), 'http://proxy/v2/namespaces/t/connectors/r/app/blobs/x');
+    assert.equal(rewriteRegistryLocation('http://proxy/other', rw), 'http://proxy/other');
     const host = { upstreamBase: 'http://reg:5000', upstreamPath: '', publicBase: 'http://c-r.t.d', publicPath: '' };
+    assert.equal(rewriteRegistryLocation('http://reg:5000/v2/app/blobs/uploads/u', host), 'http://c-r.t.d/v2/app/blobs/uploads/u');
     assert.equal(rewriteLocation('http://reg:5000/v2/app/blobs/uploads/u', host), 'http://c-r.t.d/v2/app/blobs/uploads/u');
     const plain = { upstreamBase: 'http://git:80/x', upstreamPath: '/x', publicBase: 'http://proxy/namespaces/t/connectors/g', publicPath: '/namespaces/t/connectors/g' };
     assert.equal(rewriteLocation('/x/v2/y', plain), '/namespaces/t/connectors/g/v2/y');

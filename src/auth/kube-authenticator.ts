@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { KubeApiError, KubeUnavailableError, type KubeApi } from '../kube/client';
 import type { AuthDecision, ClientAuthenticator, ConnectorRef } from './authenticator';
+import { mapMaybe } from '../util/maybe';
 
 export const CONNECTORS_GROUP = 'connectors.alauda.io';
 
@@ -118,8 +119,7 @@ export class KubeAuthenticator implements ClientAuthenticator {
   authenticate(token: string): AuthDecision | Promise<AuthDecision> {
     if (token === '') return UNAUTHENTICATED;
     const toDecision = (r: Review): AuthDecision => r.authenticated ? Object.freeze({ allowed: true, user: r.user.username }) : UNAUTHENTICATED;
-    const r = this.review(token, createHash('sha256').update(token).digest('base64'));
-    return r instanceof Promise ? r.then(toDecision, (e: unknown) => this.unavailable(e)) : toDecision(r);
+    return mapMaybe(this.review(token, createHash('sha256').update(token).digest('base64')), toDecision, (e: unknown) => this.unavailable(e));
   }
 
   /** Entries in the decision and token-review caches (metrics, tests). */

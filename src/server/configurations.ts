@@ -4,9 +4,10 @@
 // Only on the proxy's own host names: on a `c-<name>.<ns>.<domain>` host every path is the tool's.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { ClientAuthenticator, AuthDecision } from '../auth/authenticator';
-import { WWW_AUTHENTICATE, tokenFromAuthorization } from '../auth/client-token';
-import type { ConnectorIndex } from '../sources/connector-index';
+import { tokenFromAuthorization } from '../auth/client-token';
+import type { ObjectStore } from '../sources/store';
+import { settle } from '../util/maybe';
+import type { Admissions } from './admission';
 import { renderConfigurations } from '../templates/configurations';
 import { TemplateError } from '../templates';
 import { servedAddress, type ProxyAddressOptions } from '../status/proxy-address';
@@ -16,8 +17,8 @@ export const CONFIGURATIONS_PREFIX = '/configurations/';
 const PATH = /^\/configurations\/namespaces\/([a-z0-9][a-z0-9-]{0,62})\/connectors\/([a-z0-9][a-z0-9.-]{0,252})(?:\/([^/]+)(?:\/([^/]+))?)?\/?$/;
 
 export interface ConfigurationsDeps {
-  readonly index: ConnectorIndex;
-  readonly auth: ClientAuthenticator;
+  readonly store: ObjectStore;
+  readonly admissions: Admissions;
   readonly address: ProxyAddressOptions;
   readonly log: Logger;
 }
@@ -35,19 +36,15 @@ export function serveConfigurations(req: IncomingMessage, res: ServerResponse, d
     return sendError(res, 400, 'bad percent-encoding in the file name');
   }
   const token = tokenFromAuthorization(req.headers.authorization);
-  if (token === undefined) return sendError(res, 401, 'authentication required: send your ServiceAccount token as the Basic password or a Bearer token', { 'www-authenticate': WWW_AUTHENTICATE });
-  const decided = (d: AuthDecision): void => {
-    if (!d.allowed) {
-      const headers = d.status === 401 ? { 'www-authenticate': WWW_AUTHENTICATE } : undefined;
-      return sendError(res, d.status, d.status === 401 ? `token rejected: ${d.reason}` : d.status === 403 ? `forbidden: ${d.reason}` : `cannot check the token now: ${d.reason}`, headers);
-    }
-    const c = deps.index.connector(namespace, name);
-    if (c === undefined) return sendError(res, deps.index.ready ? 404 : 503, deps.index.ready ? `connector ${namespace}/${name} not found` : 'connectors are not loaded yet; try again');
-    const cls = deps.index.connectorClass(c.spec.connectorClassName);
+  settle(deps.admissions.connector(token, { namespace, name }), (d) => {
+    if (!d.admitted) return sendError(res, d.status, d.message, d.headers);
+    const c = deps.store.connector(namespace, name);
+    if (c === undefined) return sendError(res, deps.store.ready ? 404 : 503, deps.store.ready ? `connector ${namespace}/${name} not found` : 'connectors are not loaded yet; try again');
+    const cls = deps.store.connectorClass(c.spec.connectorClassName);
     if (cls === undefined) return sendError(res, 502, `connector ${namespace}/${name}: ConnectorClass "${c.spec.connectorClassName}" not found`);
     let rendered;
     try {
-      rendered = renderConfigurations(cls, c, servedAddress(c, cls, deps.address), token, configName);
+      rendered = renderConfigurations(cls, c, servedAddress(c, cls, deps.address), token!, configName);
     } catch (e) {
       // Names class, field and position; never rendered text (it holds the token).
       const why = e instanceof TemplateError ? e.message : 'rendering failed';
@@ -69,8 +66,5 @@ export function serveConfigurations(req: IncomingMessage, res: ServerResponse, d
     const text = conf.data[file];
     if (text === undefined) return sendError(res, 404, `configuration "${configName}" of ConnectorClass "${cls.metadata.name}" has no file "${file}"`);
     res.writeHead(200, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(req.method === 'HEAD' ? undefined : text);
-  };
-  const d = deps.auth.check(token, { namespace, name });
-  if (d instanceof Promise) d.then(decided, () => sendError(res, 503, 'cannot check the token now; try again'));
-  else decided(d);
+  }, () => undefined);
 }

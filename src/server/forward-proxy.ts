@@ -3,10 +3,10 @@
 // and sends absolute-form requests (`GET http://tool/path HTTP/1.1`) with
 // `Proxy-Authorization: Basic base64(<ns>/<name>[,...]:<token>)`. Credentials are added only
 // when the target matches one of the listed Connectors' addresses; other targets are
-// relayed without them. This module holds the parsing and matching; the request path is
-// ProxyServer's, shared with reverse mode.
+// relayed without them. This module holds the parsing and matching; admission and the
+// pipeline are shared with reverse mode.
 import type { ConnectorRef } from '../auth/authenticator';
-import type { Upstream } from '../sources/connector-index';
+import { isUnder, type Upstream } from '../routes/route';
 
 /** Most Connectors one Proxy-Authorization may list: the list is walked per request. */
 export const MAX_LISTED_CONNECTORS = 16;
@@ -96,13 +96,7 @@ export function parseTarget(url: string): ForwardTarget | { readonly error: stri
  * at a segment boundary (`/gitlab` matches `/gitlab/x`, never `/gitlab-evil`).
  */
 export function targetMatches(place: Upstream, target: ForwardTarget): boolean {
-  if (place.origin !== target.origin) return false;
-  const prefix = place.basePath;
-  if (prefix === '') return true;
-  const path = target.path;
-  if (!path.startsWith(prefix)) return false;
-  const next = path.charCodeAt(prefix.length);
-  return Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */;
+  return isUnder(place, target.origin, target.path);
 }
 
 function printable(s: string): string {

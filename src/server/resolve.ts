@@ -1,7 +1,9 @@
 // Which Connector a request is for (SPEC section 3):
 //   host form  c-<name>.<namespace>.<domain>            path passed unchanged
 //   path form  /namespaces/<ns>/connectors/<name>/<rest>  <rest> appended to the address
-//   OCI path   /v2/namespaces/<ns>/connectors/<name>/<repo>/...  → /v2/<repo>/...
+//   OCI path   /v2/namespaces/<ns>/connectors/<name>/<repo>/...  → /v2/<repo>/... (src/oci/)
+import type { ResponseProfile } from '../http/profile';
+import { REGISTRY_PATH_PREFIX, REGISTRY_PROFILE } from '../oci/profile';
 
 export interface Resolved {
   readonly form: 'host' | 'path';
@@ -11,6 +13,8 @@ export interface Resolved {
   readonly rest: string;
   /** The path prefix the client used for this Connector (`''` in host form). */
   readonly publicPrefix: string;
+  /** How responses go back when the form itself says (the OCI path form); else the route's. */
+  readonly profile?: ResponseProfile;
 }
 
 export type ResolveResult = Resolved | { readonly error: string; readonly status: 400 | 404 };
@@ -72,16 +76,24 @@ function isPort(s: string, from: number): boolean {
   return true;
 }
 
-const PATH_PREFIX = '/namespaces/';
-const OCI_PREFIX = '/v2/namespaces/';
+/** A path form: how it starts, what of it the tool's path keeps, and its response rules. */
+interface PathForm {
+  readonly prefix: string;
+  readonly keep: string;
+  readonly profile?: ResponseProfile;
+}
+
+const PATH_FORMS: readonly PathForm[] = [
+  { prefix: '/namespaces/', keep: '' },
+  // Registry clients put the Connector inside the repository name; the registry's `/v2` stays.
+  { prefix: REGISTRY_PATH_PREFIX, keep: '/v2', profile: REGISTRY_PROFILE },
+];
 const CONNECTORS = 'connectors/';
 
 function resolvePath(url: string): ResolveResult {
-  let start: number;
-  let keep: string;
-  if (url.startsWith(PATH_PREFIX)) { start = PATH_PREFIX.length; keep = ''; }
-  else if (url.startsWith(OCI_PREFIX)) { start = OCI_PREFIX.length; keep = '/v2'; }
-  else return notFound;
+  const form = PATH_FORMS.find((f) => url.startsWith(f.prefix));
+  if (form === undefined) return notFound;
+  const start = form.prefix.length;
   const nsEnd = url.indexOf('/', start);
   if (nsEnd < 0 || !url.startsWith(CONNECTORS, nsEnd + 1)) return notFound;
   const namespace = url.slice(start, nsEnd);
@@ -96,7 +108,8 @@ function resolvePath(url: string): ResolveResult {
   if (!NAMESPACE.test(namespace) || !NAME.test(name)) return notFound;
   let rest = url.slice(nameEnd);
   if (rest.charCodeAt(0) !== 47) rest = '/' + rest;
-  return { form: 'path', namespace, name, rest: keep + rest, publicPrefix: url.slice(0, nameEnd) };
+  const resolved = { form: 'path' as const, namespace, name, rest: form.keep + rest, publicPrefix: url.slice(0, nameEnd) };
+  return form.profile === undefined ? resolved : { ...resolved, profile: form.profile };
 }
 
 const notFound: ResolveResult = Object.freeze({
@@ -105,12 +118,12 @@ const notFound: ResolveResult = Object.freeze({
 });
 
 /**
- * A `.` or `..` segment: `.` or `%2e`, once or twice, with an optional `;param` (Tomcat and
- * Jetty read `..;x` as `..`), between separators that some tool may decode: `/`, `\\`,
- * `%2f`, `%5c`.
+ * A `.` or `..` segment: `.`, `%2e` or `%252e` (encoded twice, for a tool that decodes
+ * twice), once or twice, with an optional `;param` (Tomcat and Jetty read `..;x` as `..`),
+ * between separators that some tool may decode: `/`, `\\`, `%2f`, `%5c`, `%252f`, `%255c`.
  */
-const DOT_SEGMENT = /(?:^|[/\\]|%2f|%5c)(?:\.|%2e){1,2}(?:;(?:(?!%2f|%5c)[^/\\])*)?(?=$|[/\\]|%2f|%5c)/i;
-const MAYBE_DOT = /\.|%2e/i;
+const DOT_SEGMENT = /(?:^|[/\\]|%2f|%5c|%252f|%255c)(?:\.|%2e|%252e){1,2}(?:;(?:(?!%2f|%5c|%252f|%255c)[^/\\])*)?(?=$|[/\\]|%2f|%5c|%252f|%255c)/i;
+const MAYBE_DOT = /\.|%2e|%252e/i;
 const PATH_END = /[?#]/;
 
 /**

@@ -5,7 +5,8 @@ import type { Dispatcher } from 'undici';
 import type { Condition, Connector, ConnectorClass, HttpProbe, NameValue, Secret } from '../types';
 import { TemplateError } from '../templates';
 import { classTemplate } from '../templates/class-templates';
-import { crossNamespaceMessage, decodeSecret, type ConnectorIndex } from '../sources/connector-index';
+import { crossNamespaceMessage, decodeSecret, resolveAuth } from '../sources/auth-resolution';
+import type { ObjectStore } from '../sources/store';
 import { describeUrl, probe, type ProbeOutcome } from './probe';
 
 export interface CheckOptions {
@@ -14,6 +15,8 @@ export interface CheckOptions {
   readonly proxyAddress: (c: Connector, cls: ConnectorClass) => string | undefined;
   /** How a Connector's tool is reached with its CA trust (caCertSecretRef, global CA Secrets). */
   readonly dispatcherFor?: (c: Connector) => Dispatcher | undefined;
+  /** --allow-cross-namespace-secrets: a secretRef to another namespace is used (SecretReady). */
+  readonly allowCrossNamespaceSecrets?: boolean;
 }
 
 type Status = Condition['status'];
@@ -62,8 +65,8 @@ interface AuthSetup {
   readonly condition: Condition;
 }
 
-function authSetup(c: Connector, cls: ConnectorClass, index: ConnectorIndex): AuthSetup {
-  const auth = index.resolveAuth(c, cls);
+function authSetup(c: Connector, cls: ConnectorClass, index: ObjectStore, allowCrossNamespace: boolean): AuthSetup {
+  const auth = resolveAuth(c, cls, (ns, name) => index.secret(ns, name), allowCrossNamespace);
   switch (auth.kind) {
     case 'none': return { condition: cond('SecretReady', 'True', 'NonAuth', 'the ConnectorClass defines no auth types') };
     case 'unknown-type': return { condition: cond('SecretReady', 'False', 'InvalidAuthType', `ConnectorClass "${cls.metadata.name}" has no auth type "${auth.wanted}"`) };
@@ -107,7 +110,7 @@ function outcomeCondition(type: string, method: string, o: ProbeOutcome, authFai
 }
 
 /** All conditions of a Connector, probing the tool now. */
-export async function connectorConditions(c: Connector, index: ConnectorIndex, o: CheckOptions): Promise<Condition[]> {
+export async function connectorConditions(c: Connector, index: ObjectStore, o: CheckOptions): Promise<Condition[]> {
   const cls = index.connectorClass(c.spec.connectorClassName);
   if (cls === undefined) {
     const others = [
@@ -117,7 +120,7 @@ export async function connectorConditions(c: Connector, index: ConnectorIndex, o
     return [...others, readyCondition(others)];
   }
   const classReady = cond('ConnectorClassReady', 'True');
-  const auth = authSetup(c, cls, index);
+  const auth = authSetup(c, cls, index, o.allowCrossNamespaceSecrets === true);
 
   const liveness = cls.spec.livenessProbe?.http;
   const livenessP: Promise<Condition> = liveness === undefined || liveness === null

@@ -5,7 +5,7 @@
 // (the ops server's /status) in embedded mode. A sink is told only about changes.
 import type { Logger } from 'pino';
 import { objectKey, type Condition, type Connector, type ConnectorClass } from '../types';
-import type { ConnectorIndex } from '../sources/connector-index';
+import type { ObjectStore } from '../sources/store';
 import { classConditions, connectorConditions, type CheckOptions } from './conditions';
 
 export interface ObjectStatus {
@@ -54,7 +54,7 @@ export class StatusProber {
   private readonly inFlight = new Set<string>();
 
   constructor(
-    private readonly index: ConnectorIndex,
+    private readonly index: ObjectStore,
     private readonly sink: StatusSink,
     private readonly log: Logger,
     private readonly opts: ProberOptions,

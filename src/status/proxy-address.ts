@@ -7,7 +7,8 @@
 import type { Logger } from 'pino';
 import { API_VERSION, objectKey, splitObjectKey, type Connector, type ConnectorClass, type ObjectKey } from '../types';
 import { KubeApiError, type KubeApi } from '../kube/client';
-import { resolverOf, type ConnectorIndex } from '../sources/connector-index';
+import { resolverOf } from '../routes/route-table';
+import type { ObjectStore } from '../sources/store';
 
 export interface ProxyAddressOptions {
   /** Host resolver domain. */
@@ -54,7 +55,7 @@ export class ProxyAddressWriter {
 
   constructor(
     private readonly api: KubeApi,
-    private readonly index: ConnectorIndex,
+    private readonly index: ObjectStore,
     private readonly log: Logger,
     private readonly opts: StatusWriterOptions,
   ) {

@@ -75,6 +75,8 @@ function trustOf(ca: readonly string[], insecure: boolean): UpstreamTrust {
  */
 export class TrustResolver {
   private global: readonly string[] | undefined;
+  /** The global CA Secrets the cached list was read from. */
+  private globalKeys = new Set<string>();
 
   constructor(
     private readonly options: TrustOptions,
@@ -86,11 +88,26 @@ export class TrustResolver {
     this.global = undefined;
   }
 
+  /**
+   * True when a change of Secret `key` (now `secret`, undefined when deleted) changes the
+   * global CA list: it is, or was, a global CA Secret.
+   */
+  concerns(key: string, secret: Secret | undefined): boolean {
+    if (!this.options.enabled) return false;
+    return this.globalKeys.has(key) || (secret !== undefined && isGlobalCaSecret(secret, this.options.namespace));
+  }
+
   private globalCas(): readonly string[] {
     if (this.global === undefined) {
       const out: string[] = [];
-      for (const s of this.secrets()) if (isGlobalCaSecret(s, this.options.namespace)) out.push(...caCertificatesOf(s));
+      const keys = new Set<string>();
+      for (const s of this.secrets()) {
+        if (!isGlobalCaSecret(s, this.options.namespace)) continue;
+        keys.add(`${s.metadata.namespace}/${s.metadata.name}`);
+        out.push(...caCertificatesOf(s));
+      }
       this.global = out;
+      this.globalKeys = keys;
     }
     return this.global;
   }

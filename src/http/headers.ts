@@ -13,9 +13,13 @@ const OWNED_UPSTREAM = new Set([
   'content-length', // set from the parsed value, once
 ]);
 
+const CONNECTION_OPTIONS = new Set(['keep-alive', 'close']);
+
 /** Names a `Connection` header lists are hop-by-hop too. */
 function connectionTokens(value: string | undefined, into?: Set<string>): Set<string> | undefined {
   if (value === undefined || value === '') return into;
+  // What nearly every peer sends, and lists no header.
+  if (value.length <= 10 && CONNECTION_OPTIONS.has(value.toLowerCase())) return into;
   let out = into;
   for (const t of value.split(',')) {
     const name = t.trim().toLowerCase();
@@ -78,11 +82,6 @@ export interface LocationRewrite {
   readonly publicBase: string;
   /** The path part of publicBase. */
   readonly publicPath: string;
-  /**
-   * Replaces the tool's `WWW-Authenticate`: a registry's Bearer challenge names a token
-   * service the client has no credentials for; the client should meet the proxy's own.
-   */
-  readonly challenge?: string;
 }
 
 /**
@@ -90,72 +89,49 @@ export interface LocationRewrite {
  * the proxy; other hosts are left alone (and the client goes there without our credentials).
  */
 export function rewriteLocation(value: string, rw: LocationRewrite): string {
-  const oci = rw.publicPath.startsWith(OCI_PUBLIC_PREFIX);
-  let rest: string;
-  let base: string;
   if (value.charCodeAt(0) === 47 /* / */) {
     if (value.charCodeAt(1) === 47) return value; // scheme-relative: another host
-    if (rw.upstreamPath === '') rest = value;
-    else if (value.startsWith(rw.upstreamPath) && isBoundary(value, rw.upstreamPath.length)) rest = value.slice(rw.upstreamPath.length);
-    else return value;
-    base = rw.publicPath;
-  } else if (startsWithUrl(value, rw.upstreamBase)) {
-    rest = value.slice(rw.upstreamBase.length);
-    base = rw.publicBase;
-  } else if (oci && !startsWithUrl(value, rw.publicBase) && startsWithUrl(value, publicOrigin(rw))) {
-    // A registry that honours X-Forwarded-Host (distribution does) writes the proxy's origin
-    // without the path-form prefix: `http://<proxy>/v2/<repo>/blobs/uploads/<uuid>`.
-    rest = value.slice(publicOrigin(rw).length);
-    if (!rest.startsWith('/v2/')) return value;
-    base = rw.publicBase;
-  } else {
+    if (rw.upstreamPath === '') return rw.publicPath + value;
+    if (value.startsWith(rw.upstreamPath) && isBoundary(value, rw.upstreamPath.length)) return rw.publicPath + value.slice(rw.upstreamPath.length);
     return value;
   }
-  // OCI path form: the prefix sits inside the repository name (`/v2/namespaces/<ns>/connectors/
-  // <name>` + `/<repo>/blobs/uploads/<uuid>`), so the registry's own `/v2` is not repeated.
-  if (oci && rest.startsWith('/v2/')) rest = rest.slice(3);
-  return base + rest;
+  if (startsWithUrl(value, rw.upstreamBase)) return rw.publicBase + value.slice(rw.upstreamBase.length);
+  return value;
 }
 
-function startsWithUrl(value: string, base: string): boolean {
+/** True when `value` starts with the URL `base` (case-insensitively) at a path boundary. */
+export function startsWithUrl(value: string, base: string): boolean {
   return value.length >= base.length && value.slice(0, base.length).toLowerCase() === base.toLowerCase() && isBoundary(value, base.length);
 }
 
-/** `http://proxy-host`: publicBase without its path. */
-function publicOrigin(rw: LocationRewrite): string {
-  return rw.publicBase.slice(0, rw.publicBase.length - rw.publicPath.length);
-}
-
-/** How OCI path-form prefixes start (src/server/resolve.ts). */
-const OCI_PUBLIC_PREFIX = '/v2/namespaces/';
-
 /**
- * `Link: <url>; rel="next"` (RFC 8288): each target goes through the Location rewrite, so
- * paging (a registry's tag list, an API's next page) stays on the proxy.
+ * `Link: <url>; rel="next"` (RFC 8288): each target goes through `rewrite`, so paging (a
+ * registry's tag list, an API's next page) stays on the proxy.
  */
-function rewriteLinkTargets(value: string, rw: { rewriteValue(value: string): string }): string {
+export function rewriteLinkTargets(value: string, rewrite: (target: string) => string): string {
   let out = '';
   let from = 0;
   for (let open = value.indexOf('<'); open >= 0; open = value.indexOf('<', from)) {
     const close = value.indexOf('>', open + 1);
     if (close < 0) break;
-    out += value.slice(from, open + 1) + rw.rewriteValue(value.slice(open + 1, close));
+    out += value.slice(from, open + 1) + rewrite(value.slice(open + 1, close));
     from = close;
   }
   return out + value.slice(from);
 }
 
-function isBoundary(s: string, at: number): boolean {
+/** True when `at` ends a path segment of `s` (end, `/`, `?` or `#`). */
+export function isBoundary(s: string, at: number): boolean {
   if (at >= s.length) return true;
   const c = s.charCodeAt(at);
   return c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */;
 }
 
 /**
- * Builds the flat response header list from undici's raw header buffers, dropping
- * hop-by-hop headers and rewriting `Location` (and `WWW-Authenticate` where a route says so).
+ * The flat response header list from undici's raw header buffers, without hop-by-hop
+ * headers (also those a Connection field lists). Names keep the tool's spelling.
  */
-export function clientResponseHeaders(raw: readonly Buffer[], rw: { rewriteValue(value: string): string; rewriteChallenge?(value: string): string } | undefined): string[] {
+export function clientResponseHeaders(raw: readonly Buffer[]): string[] {
   const out: string[] = [];
   let listed: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
@@ -164,11 +140,7 @@ export function clientResponseHeaders(raw: readonly Buffer[], rw: { rewriteValue
     // Several Connection fields list names together (RFC 9110 section 5.3).
     if (lower === 'connection') listed = connectionTokens(raw[i + 1]!.toString('latin1'), listed);
     if (HOP_BY_HOP.has(lower)) continue;
-    let value = raw[i + 1]!.toString('latin1');
-    if (rw !== undefined && (lower === 'location' || lower === 'content-location')) value = rw.rewriteValue(value);
-    else if (lower === 'www-authenticate' && rw?.rewriteChallenge !== undefined) value = rw.rewriteChallenge(value);
-    else if (lower === 'link' && rw !== undefined && value.includes('<')) value = rewriteLinkTargets(value, rw);
-    out.push(name, value);
+    out.push(name, raw[i + 1]!.toString('latin1'));
   }
   if (listed === undefined) return out;
   const kept: string[] = [];

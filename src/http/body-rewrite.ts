@@ -3,7 +3,6 @@
 // URLs built from the Host header into package metadata, and a client that followed them
 // would leave the proxy (and its credentials). Streaming: a match split across chunks is
 // found by holding back at most one pattern's length; nothing is buffered whole.
-import type { ServerResponse } from 'node:http';
 import { createBrotliDecompress, createGunzip, createInflate, type BrotliDecompress, type Gunzip, type Inflate } from 'node:zlib';
 
 /**
@@ -148,65 +147,64 @@ export function substitutionsFor(rw: { upstreamBase: string; upstreamPath: strin
   return subs;
 }
 
-/** Where a relay writes a rewritten body: `write` false means wait for `onDrain`. */
-export interface BodySink {
-  write(chunk: Buffer): boolean;
-  /** Flushes everything to the response, then calls `done` (or `failed` for a corrupt encoding). */
-  end(done: () => void, failed: (err: Error) => void): void;
-}
-
-/** Backlog toward a slow client at which decoding pauses. */
-const BACKLOG_BYTES = 256 * 1024;
-
 /**
- * A sink that decodes `encoding`, replaces `patterns` and writes to `res`. `onDrain` is
- * called when a `write` that returned false may be followed by more.
+ * A body on its way through the rewrite: `push` hands rewritten bytes on and answers false
+ * when the client's backlog is full; then decoding pauses until `resume()`. `write` answers
+ * false when the tool should wait; `onWritable` is called when it may send again.
  */
-export function rewritingSink(res: ServerResponse, encoding: Encoding, subs: readonly Substitution[], onDrain: () => void): BodySink {
-  const replacer = new UrlReplacer(subs, (b) => { res.write(b); });
-  if (encoding === 'identity') {
-    return {
-      write(chunk) {
-        replacer.write(chunk);
-        if (res.writableLength < BACKLOG_BYTES) return true;
-        res.once('drain', onDrain);
-        return false;
-      },
-      end(done) {
-        replacer.end();
-        done();
-      },
-    };
+export class BodyRewriter {
+  private readonly replacer: UrlReplacer;
+  private readonly decoder: Gunzip | Inflate | BrotliDecompress | undefined;
+  private blocked = false;
+  private failure: Error | undefined;
+  private onFailure: ((err: Error) => void) | undefined;
+
+  constructor(encoding: Encoding, subs: readonly Substitution[], private readonly push: (b: Buffer) => boolean, private readonly onWritable: () => void) {
+    this.replacer = new UrlReplacer(subs, (b) => { if (!this.push(b)) this.blocked = true; });
+    if (encoding === 'identity') return;
+    const decoder = this.decoder = encoding === 'gzip' ? createGunzip() : encoding === 'deflate' ? createInflate() : createBrotliDecompress();
+    decoder.on('data', (b: Buffer) => {
+      this.replacer.write(b);
+      if (this.blocked) decoder.pause();
+    });
+    decoder.on('error', (err) => {
+      this.failure = err;
+      this.onFailure?.(err);
+    });
   }
-  const decoder: Gunzip | Inflate | BrotliDecompress = encoding === 'gzip' ? createGunzip() : encoding === 'deflate' ? createInflate() : createBrotliDecompress();
-  let failure: Error | undefined;
-  let onFailure: ((err: Error) => void) | undefined;
-  decoder.on('data', (b: Buffer) => {
-    replacer.write(b);
-    if (res.writableLength >= BACKLOG_BYTES) {
-      decoder.pause();
-      res.once('drain', () => decoder.resume());
+
+  write(chunk: Buffer): boolean {
+    const decoder = this.decoder;
+    if (decoder === undefined) {
+      this.replacer.write(chunk);
+      return !this.blocked;
     }
-  });
-  decoder.on('error', (err) => {
-    failure = err;
-    onFailure?.(err);
-  });
-  return {
-    write(chunk) {
-      if (failure !== undefined) return true;
-      if (decoder.write(chunk)) return true;
-      decoder.once('drain', onDrain);
-      return false;
-    },
-    end(done, failed) {
-      if (failure !== undefined) return failed(failure);
-      onFailure = failed;
-      decoder.once('end', () => {
-        replacer.end();
-        done();
-      });
-      decoder.end();
-    },
-  };
+    if (this.failure !== undefined || decoder.write(chunk)) return true;
+    decoder.once('drain', this.onWritable);
+    return false;
+  }
+
+  /** The client drained its backlog. */
+  resume(): void {
+    if (!this.blocked) return;
+    this.blocked = false;
+    if (this.decoder !== undefined) this.decoder.resume();
+    else this.onWritable();
+  }
+
+  /** Flushes what is held, then calls `done` (or `failed` for a body that does not decode). */
+  end(done: () => void, failed: (err: Error) => void): void {
+    const decoder = this.decoder;
+    if (decoder === undefined) {
+      this.replacer.end();
+      return done();
+    }
+    if (this.failure !== undefined) return failed(this.failure);
+    this.onFailure = failed;
+    decoder.once('end', () => {
+      this.replacer.end();
+      done();
+    });
+    decoder.end();
+  }
 }

@@ -1,0 +1,41 @@
+// Every way into the proxy's listeners, in one table, tried in order. A row names the way
+// and when a request takes it; src/server/proxy-server.ts gives each way its handler (the
+// proxying ways all go through the one pipeline, src/server/pipeline.ts). The operations
+// listener (metrics, health, status) is apart, on its own port: src/server/ops-server.ts.
+import type { IncomingMessage } from 'node:http';
+import { isRegistryBase } from '../oci/registry-base';
+import { CONFIGURATIONS_PREFIX } from './configurations';
+import type { Resolver } from './resolve';
+
+export type WayName = 'connect' | 'forward' | 'host-form' | 'configurations' | 'registry-base' | 'path-form';
+
+interface Row {
+  readonly way: WayName;
+  readonly when: (req: IncomingMessage, url: string, resolver: Resolver) => boolean;
+}
+
+const TABLE: readonly Row[] = [
+  // `CONNECT host:port`: the HTTPS forward proxy (https_proxy).
+  { way: 'connect', when: (req) => req.method === 'CONNECT' },
+  // Absolute-form `GET http://tool/path`: the forward proxy (http_proxy).
+  { way: 'forward', when: (_req, url) => url.charCodeAt(0) !== 47 /* / */ },
+  // Host `c-<name>.<ns>.<domain>`: the reverse proxy, host form; every path is the tool's.
+  { way: 'host-form', when: (req, _url, resolver) => req.headers.host !== undefined && resolver.connectorHost(req.headers.host) !== undefined },
+  // `/configurations/namespaces/<ns>/connectors/<name>[/<configuration>/<file>]`: rendered client files.
+  { way: 'configurations', when: (_req, url) => url.startsWith(CONFIGURATIONS_PREFIX) },
+  // `/v2/`: the registry version check of OCI clients (the proxy answers as a registry).
+  { way: 'registry-base', when: (_req, url) => isRegistryBase(url) },
+  // `/namespaces/<ns>/connectors/<name>/...` and `/v2/namespaces/...`: the reverse proxy, path form.
+  { way: 'path-form', when: () => true },
+];
+
+export class Router {
+  constructor(private readonly resolver: Resolver) {}
+
+  /** The way `req` takes. */
+  wayOf(req: IncomingMessage): WayName {
+    const url = req.url ?? '/';
+    for (const row of TABLE) if (row.when(req, url, this.resolver)) return row.way;
+    return 'path-form';
+  }
+}
