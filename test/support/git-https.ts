@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNginx, type NginxProcess } from './nginx';
 import { freePort, htpasswd } from './package-registries';
-import { run, terminate } from './run';
+import { run } from './run';
 import type { ServeTls } from './test-ca';
 
 const HTTP_BACKEND = '/usr/lib/git-core/git-http-backend';
@@ -42,6 +42,24 @@ async function git(args: readonly string[], cwd: string): Promise<string> {
   return r.stdout.toString();
 }
 
+/** Process groups still running, killed when the test process exits even if a test forgot. */
+const groups = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of groups) try { process.kill(-c.pid!, 'SIGKILL'); } catch { /* gone */ }
+});
+
+/** SIGTERM to the whole group, SIGKILL after 5 s; resolves when the leader has exited. */
+async function stopGroup(child: ChildProcess): Promise<void> {
+  const signal = (sig: NodeJS.Signals): void => { try { process.kill(-child.pid!, sig); } catch { /* gone */ } };
+  const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once('exit', () => r()));
+  signal('SIGTERM');
+  const t = setTimeout(() => signal('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(t);
+  signal('SIGKILL'); // workers that ignored SIGTERM
+  groups.delete(child);
+}
+
 /** Starts fcgiwrap and nginx with TLS for `tls.host`; requests need `username:password`. */
 export async function startGitHttps(tls: ServeTls, username = 'git-tool-user', password = 'git-tool-pw-G1t'): Promise<GitHttpsServer> {
   if (!existsSync(HTTP_BACKEND)) throw new Error(`${HTTP_BACKEND} is missing: install git`);
@@ -55,11 +73,14 @@ export async function startGitHttps(tls: ServeTls, username = 'git-tool-user', p
   let fcgiOut = '';
   const stop = async (): Promise<void> => {
     await nginx?.stop();
-    if (fcgi) await terminate(fcgi);
+    if (fcgi) await stopGroup(fcgi);
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    fcgi = spawn('fcgiwrap', ['-c', '4', '-s', `unix:${socket}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group: fcgiwrap's forked workers outlive a SIGTERM to the parent and
+    // would hold our output pipes (and this test process) open.
+    fcgi = spawn('fcgiwrap', ['-c', '4', '-s', `unix:${socket}`], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    groups.add(fcgi);
     fcgi.stdout!.on('data', (d: Buffer) => { fcgiOut += d.toString(); });
     fcgi.stderr!.on('data', (d: Buffer) => { fcgiOut += d.toString(); });
     const deadline = Date.now() + 10_000;
