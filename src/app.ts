@@ -10,10 +10,10 @@ import type { ProxyConfig } from './config';
 import { StaticTokenAuthenticator } from './auth/static-tokens';
 import type { ClientAuthenticator } from './auth/authenticator';
 import { KubeAuthenticator } from './auth/kube-authenticator';
-import { KubeClient, loadKubeClientConfig } from './kube/client';
+import { KubeClient, loadKubeClientConfig, replicaIdentity } from './kube/client';
 import { KubeSource } from './sources/kubernetes';
-import { ProxyAddressWriter, proxyAddress } from './status/proxy-address';
-import { MEMORY_SINK, StatusProber, type StatusSink } from './status/prober';
+import { ProxyAddressWriter, classProxyAddress, proxyAddress } from './status/proxy-address';
+import { MEMORY_SINK, StatusProber, type ProberOptions, type StatusSink } from './status/prober';
 import { KubeStatusSink } from './status/kube-status-sink';
 import { ObjectStore } from './sources/store';
 import { RouteTable } from './routes/route-table';
@@ -29,6 +29,14 @@ import { warnInsecureConnectors } from './sources/insecure-warning';
 import { PolicyCompiler } from './rego/compiler';
 import { PolicyStore } from './rego/policy-store';
 import type { FSWatcher } from 'node:fs';
+import { hostname } from 'node:os';
+import { FeatureFlags } from './flags/feature-flags';
+import { ConfigMapFlagSource } from './flags/configmap-source';
+import { LeaderElector } from './cluster/leader-election';
+import { ConnectorServices, podHostSuffixes } from './cluster/connector-services';
+
+/** The leader election Lease in the proxy's namespace (deploy/rbac.yaml grants exactly this name). */
+export const LEADER_LEASE = 'connectors-proxy-leader';
 
 export interface RunningProxy {
   readonly proxyPort: number;
@@ -61,17 +69,21 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     keepAliveTimeout: cfg.upstreamKeepAliveMs,
     keepAliveMaxTimeout: Math.max(cfg.upstreamKeepAliveMs, 1000),
   });
+  // Feature flags (issue 17): CLI/env explicit values; in Kubernetes mode the ConfigMap too.
+  const flags = new FeatureFlags(cfg.featureFlags, log);
   const store = new ObjectStore();
   const routes = new RouteTable(store, {
     policies: new PolicyStore(compiler, log), maxBodyBytes: cfg.maxBodyInjectionBytes,
-    trust: { enabled: cfg.customCaCerts, namespace: cfg.namespace },
+    trust: { enabled: () => flags.enabled('enable-custom-ca-certs'), namespace: cfg.namespace },
     dispatcher: (origin, trust) => pools.get(origin, trust),
     allowCrossNamespaceSecrets: cfg.allowCrossNamespaceSecrets,
   });
+  // Routes hold the trust they were built with: rebuild them when custom CAs are turned on or off.
+  flags.onChange((name) => { if (name === 'enable-custom-ca-certs') routes.invalidateAll(); });
   warnInsecureConnectors(store, log);
   metrics.gaugeFrom('connectors_proxy_index_objects', 'Objects held in memory, by kind (ConnectorClasses, Connectors, and the Secrets they reference).', 'kind',
     () => store.counts());
-  const source = cfg.source === 'kubernetes' ? kubernetesSource(cfg, store, metrics, log) : fileSource(cfg, store, metrics, log);
+  const source = cfg.source === 'kubernetes' ? kubernetesSource(cfg, store, metrics, log, flags) : fileSource(cfg, store, metrics, log);
   const auth = source.auth;
   const addressOptions = { domain: cfg.domain, proto: cfg.proto, publicUrl: cfg.publicUrl };
   const prober = cfg.probes.enabled
@@ -83,12 +95,26 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
         return r && pools.get(r.upstream.origin, r.trust);
       },
       allowCrossNamespaceSecrets: cfg.allowCrossNamespaceSecrets,
+      ...source.checks,
     })
     : undefined;
+  // In Kubernetes mode only the leader probes and writes status; every replica serves.
+  let listening = false;
+  let probing = false;
+  const runProber = (): void => {
+    const want = prober !== undefined && listening && (source.leader === undefined || source.leader.isLeader);
+    if (want === probing) return;
+    probing = want;
+    if (want) prober!.start();
+    else prober!.stop();
+  };
+  source.leader?.onChange(runProber);
 
   const accessLog = new AccessLog(log);
   proxy = new ProxyServer({
-    store, routes, resolver: new Resolver(cfg.domain), auth, pools, metrics, log, accessLog,
+    // Kubernetes mode: also the names Pods use for c-<name> (c-<name>.<ns>, .svc, .svc.<cluster domain>).
+    store, routes, resolver: new Resolver(cfg.domain, cfg.source === 'kubernetes' ? podHostSuffixes(cfg.domain, cfg.kubernetes.clusterDomain) : []),
+    auth, pools, metrics, log, accessLog,
     timeouts: { headersMs: cfg.headersTimeoutMs, bodyIdleMs: cfg.bodyIdleTimeoutMs },
     proto: cfg.proto,
     address: addressOptions,
@@ -126,13 +152,14 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   let draining = false;
   const ops = createOpsServer(metrics, {
     notReadyReason: () => (draining ? 'shutting down' : store.ready ? undefined : 'connectors not loaded yet'),
-  }, prober && (() => ({ items: prober.snapshot() })));
+  }, () => ({ items: prober?.snapshot() ?? [], featureFlags: flags.snapshot(), ...(source.leader ? { leader: source.leader.state() } : {}) }));
   const proxyPort = await listen(server, cfg.listen.host, cfg.listen.port);
   const tlsPort = tlsServer && cfg.tls ? await listen(tlsServer, cfg.tls.listen.host, cfg.tls.listen.port) : undefined;
   if (tlsServer) tls.watch(tlsServer);
   const opsPort = await listen(ops, cfg.opsListen.host, cfg.opsListen.port);
   // After listening: a class whose spec.proxy names this proxy must find it up.
-  prober?.start();
+  listening = true;
+  runProber();
   log.info({
     proxy: `${cfg.listen.host}:${proxyPort}`, ops: `${cfg.opsListen.host}:${opsPort}`, domain: cfg.domain,
     ...(cfg.tls ? { tls: `${cfg.tls.listen.host}:${tlsPort}` } : {}),
@@ -143,7 +170,8 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     async shutdown() {
       draining = true;
       source.stop();
-      prober?.stop();
+      listening = false;
+      runProber();
       tls?.stop();
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       for (const s of servers) s.closeIdleConnections();
@@ -164,6 +192,10 @@ interface Source {
   readonly auth: ClientAuthenticator;
   /** Where computed conditions go. */
   readonly statusSink: StatusSink;
+  /** Kubernetes mode: the leader election (only the leader probes and writes). */
+  readonly leader?: LeaderElector;
+  /** Kubernetes mode: what the conditions learn from the c-<name> Services. */
+  readonly checks?: Partial<ProberOptions>;
   /** Stops watching (no more index changes). */
   stop(): void;
   /** Releases connections (after the proxy drained). */
@@ -205,40 +237,82 @@ function fileSource(cfg: ProxyConfig, store: ObjectStore, metrics: ProxyMetrics,
 }
 
 /**
- * Kubernetes mode: list+watch into the index (ready after the first sync), TokenReview +
- * SubjectAccessReview for clients, and the Connectors' proxy address written to status.
+ * Kubernetes mode: list+watch into the store (ready after the first sync), TokenReview +
+ * SubjectAccessReview for clients, the feature flags ConfigMap, and, on the elected leader
+ * only, the Connectors' proxy address, conditions and c-<name> Services written.
  */
-function kubernetesSource(cfg: ProxyConfig, store: ObjectStore, metrics: ProxyMetrics, log: Logger): Source {
+function kubernetesSource(cfg: ProxyConfig, store: ObjectStore, metrics: ProxyMetrics, log: Logger, flags: FeatureFlags): Source {
   const k = cfg.kubernetes;
-  const client = new KubeClient(loadKubeClientConfig(k.kubeconfig), { connections: 16 });
-  log.info({ server: client.config.server }, 'using the Kubernetes API server');
+  const identity = replicaIdentity(hostname());
+  // The identity in the User-Agent tells replicas apart in the API server's audit log.
+  const client = new KubeClient(loadKubeClientConfig(k.kubeconfig, process.env, k.context), { connections: 16, userAgent: `connectors-proxy/${identity}` });
+  log.info({ server: client.config.server, config: client.config.origin, identity }, 'using the Kubernetes API server');
   const auth = new KubeAuthenticator(client, {
     audiences: k.tokenAudiences,
-    proxyPermission: k.connectorProxyPermissions,
+    proxyPermission: () => flags.enabled('enable-connector-proxy-permissions'),
     positiveTtlMs: k.authCacheTtlMs,
     negativeTtlMs: k.authNegativeCacheTtlMs,
     maxEntries: k.authCacheMaxEntries,
     onError: (err) => log.warn({ err: err.message }, 'token check failed: answering 503'),
   });
-  const writer = k.writeStatus
-    ? new ProxyAddressWriter(client, store, log, { domain: cfg.domain, proto: cfg.proto, publicUrl: cfg.publicUrl })
+  const flagSource = new ConfigMapFlagSource(client, flags, cfg.namespace, k.featureFlagsConfigMap, log);
+
+  // One writer among replicas (issue 17): Services, proxy addresses and conditions.
+  const leader = k.writeStatus
+    ? new LeaderElector(client, { namespace: cfg.namespace, name: LEADER_LEASE, identity, leaseDurationSeconds: k.leaderLeaseSeconds }, log)
     : undefined;
+  const isLeader = (): boolean => leader?.isLeader === true;
+  const writer = leader && new ProxyAddressWriter(client, store, log, { domain: cfg.domain, proto: cfg.proto, publicUrl: cfg.publicUrl, isLeader });
+  const target = { namespace: cfg.namespace, proxyService: k.proxyService, clusterDomain: k.clusterDomain };
+  const services = leader && new ConnectorServices(client, store, log, { ...target, isLeader });
+  leader?.onChange((leading) => {
+    if (leading) writer?.resync();
+    services?.leaderChanged(leading);
+  });
+  metrics.gaugeFrom('connectors_proxy_leader', 'Whether this replica is the elected writer of Services and status (1) or not (0).', 'lease', () => ({ [LEADER_LEASE]: isLeader() ? 1 : 0 }));
+  metrics.gaugeFrom('connectors_proxy_service_writes', 'Writes of c-<name> Services by this replica, by verb.', 'verb', () => ({ ...(services?.writes ?? {}) }));
+
   const restarts = metrics.counter('connectors_proxy_kube_watch_restarts_total', 'Restarts of a Kubernetes list+watch loop, by resource and reason (closed, gone = 410 relist, error).', ['resource', 'reason']);
   const watcher = new KubeSource(client, store, log, {
-    caNamespace: cfg.customCaCerts ? cfg.namespace : undefined,
+    // Global CA Secrets are kept whether or not enable-custom-ca-certs is on: it may be turned on at run time.
+    caNamespace: cfg.namespace,
     allowCrossNamespaceSecrets: cfg.allowCrossNamespaceSecrets,
     onConnector: writer && ((c) => writer.enqueue(c)),
     onRestart: (resource, reason) => restarts.labels(resource, reason).inc(),
   });
   metrics.addCounterFrom('connectors_proxy_kube_requests_total', 'Requests sent to the Kubernetes API server (lists, watches, reviews, status patches).', () => client.requests);
-  watcher.start().catch((err: Error) => log.error({ err: err.message }, 'Kubernetes sync failed'));
+  // The flags first: a request must never be served before enable-connector-proxy-permissions is known.
+  flagSource.start();
+  services?.start();
+  flagSource.synced
+    .then(() => watcher.start())
+    .then(() => leader?.start())
+    .catch((err: Error) => log.error({ err: err.message }, 'Kubernetes sync failed'));
+  let released: Promise<void> | undefined;
   return {
     auth,
-    statusSink: k.writeStatus ? new KubeStatusSink(client, log) : MEMORY_SINK,
+    statusSink: k.writeStatus ? new KubeStatusSink(client, log, isLeader) : MEMORY_SINK,
+    leader,
+    checks: services ? {
+      proxyServiceCondition: (c, cls) => services.connectorCondition(c, cls),
+      classProxyCondition: (cls) => services.classCondition(cls),
+      classProxyAddress: (cls) => classProxyAddress(cls, target),
+      fingerprint: (o) => (o.kind === 'Connector' ? services.version(o, store.connectorClass(o.spec.connectorClassName)) : services.classVersion(o)),
+    } : {
+      // --no-write-status: no Services are kept, so none can be said to exist.
+      proxyServiceCondition: () => ({ type: 'ProxyServiceReady', status: 'Unknown', reason: 'ServicesNotManaged', message: 'this proxy runs with --no-write-status: it keeps no c-<name> Services' }),
+    },
     stop() {
       watcher.stop();
+      flagSource.stop();
       writer?.stop();
+      services?.stop();
+      // Released at once, so another replica takes over while this one drains.
+      released = leader?.stop();
     },
-    close: () => client.destroy(),
+    close: async () => {
+      await released;
+      await client.destroy();
+    },
   };
 }

@@ -77,7 +77,7 @@ export interface ConnectorClass {
   kind: 'ConnectorClass';
   metadata: ObjectMeta;
   spec: ConnectorClassSpec;
-  status?: { conditions?: Condition[] };
+  status?: { conditions?: Condition[]; api?: { address?: { url?: string } }; proxy?: { httpAddress?: { url?: string } } };
 }
 
 export interface SecretRef {
@@ -140,3 +140,57 @@ export const SecretTypes = {
   oauth2ClientCredentials: 'connectors.cpaas.io/oauth2-client-credentials',
   opaque: 'Opaque',
 } as const;
+
+// ---- Kubernetes objects the proxy manages or reads besides the three above (issue 17) ----
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface ServicePort {
+  name?: string;
+  port: number;
+  protocol?: string;
+  targetPort?: number | string;
+}
+
+/** core/v1 Service: only the fields the proxy reads or writes. */
+export interface KubeService {
+  apiVersion?: 'v1';
+  kind?: 'Service';
+  metadata: ObjectMeta & { namespace: string; ownerReferences?: OwnerReference[] };
+  spec?: {
+    type?: string;
+    externalName?: string;
+    selector?: Record<string, string>;
+    ports?: ServicePort[];
+    clusterIP?: string;
+  };
+}
+
+/** coordination.k8s.io/v1 Lease (leader election). Times are MicroTime (RFC 3339, 6 fraction digits). */
+export interface Lease {
+  apiVersion: 'coordination.k8s.io/v1';
+  kind: 'Lease';
+  metadata: ObjectMeta & { namespace: string };
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
+
+/** core/v1 ConfigMap (the `connectors-config` feature flags). */
+export interface ConfigMap {
+  apiVersion?: 'v1';
+  kind?: 'ConfigMap';
+  metadata: ObjectMeta & { namespace: string };
+  data?: Record<string, string>;
+}

@@ -13,8 +13,8 @@ export const CONNECTORS_GROUP = 'connectors.alauda.io';
 export interface KubeAuthenticatorOptions {
   /** TokenReview `spec.audiences`; empty: the API server's own audiences. */
   readonly audiences?: readonly string[];
-  /** The `enable-connector-proxy-permissions` flag: also require `get connectors/proxy`. */
-  readonly proxyPermission?: boolean;
+  /** The `enable-connector-proxy-permissions` flag (read per check: it may change at run time): also require `get connectors/proxy`. */
+  readonly proxyPermission?: boolean | (() => boolean);
   /** How long an allowed decision (and an authenticated TokenReview) is kept (default 30 s). */
   readonly positiveTtlMs?: number;
   /** How long a 401/403 decision (and an unauthenticated TokenReview) is kept (default 5 s). */
@@ -80,7 +80,7 @@ export class KubeAuthenticator implements ClientAuthenticator {
   private readonly pendingDecisions = new Map<string, Promise<AuthDecision>>();
   private readonly pendingReviews = new Map<string, Promise<Review>>();
   private readonly audiences: readonly string[];
-  private readonly proxyPermission: boolean;
+  private readonly proxyPermission: () => boolean;
   private readonly positiveTtl: number;
   private readonly negativeTtl: number;
   private readonly now: () => number;
@@ -88,7 +88,8 @@ export class KubeAuthenticator implements ClientAuthenticator {
 
   constructor(private readonly api: KubeApi, opts: KubeAuthenticatorOptions = {}) {
     this.audiences = [...(opts.audiences ?? [])];
-    this.proxyPermission = opts.proxyPermission ?? false;
+    const pp = opts.proxyPermission ?? false;
+    this.proxyPermission = typeof pp === 'function' ? pp : () => pp;
     this.positiveTtl = opts.positiveTtlMs ?? 30_000;
     this.negativeTtl = opts.negativeTtlMs ?? 5_000;
     this.now = opts.now ?? Date.now;
@@ -102,12 +103,14 @@ export class KubeAuthenticator implements ClientAuthenticator {
     if (token === '') return UNAUTHENTICATED;
     // Keys hold a hash, so a heap dump of the caches shows no token.
     const tokenKey = createHash('sha256').update(token).digest('base64');
-    const key = `${tokenKey} ${ref.namespace} ${ref.name}`;
+    // The flag is part of the key: flipping it never reuses a decision made under the other value.
+    const proxyPermission = this.proxyPermission();
+    const key = `${tokenKey} ${ref.namespace} ${ref.name}${proxyPermission ? ' p' : ''}`;
     const cached = this.decisions.get(key, this.now());
     if (cached !== undefined) return cached;
     const pending = this.pendingDecisions.get(key);
     if (pending !== undefined) return pending;
-    const p = this.decide(token, tokenKey, ref).then((d) => {
+    const p = this.decide(token, tokenKey, ref, proxyPermission).then((d) => {
       if (d.allowed) this.decisions.set(key, d, this.now() + this.positiveTtl);
       else if (d.status !== 503) this.decisions.set(key, d, this.now() + this.negativeTtl);
       return d;
@@ -133,13 +136,13 @@ export class KubeAuthenticator implements ClientAuthenticator {
     this.reviews.clear();
   }
 
-  private async decide(token: string, tokenKey: string, ref: ConnectorRef): Promise<AuthDecision> {
+  private async decide(token: string, tokenKey: string, ref: ConnectorRef, proxyPermission: boolean): Promise<AuthDecision> {
     try {
       const review = await this.review(token, tokenKey);
       if (!review.authenticated) return UNAUTHENTICATED;
       const user = review.user;
       const checks = [this.access(user, ref, undefined)];
-      if (this.proxyPermission) checks.push(this.access(user, ref, 'proxy'));
+      if (proxyPermission) checks.push(this.access(user, ref, 'proxy'));
       const denied = (await Promise.all(checks)).find((d) => d !== undefined);
       return denied ?? Object.freeze({ allowed: true, user: user.username });
     } catch (e) {

@@ -69,7 +69,7 @@ export async function runSubcommand(argv: string[]): Promise<boolean> {
   const cli = new Command('connectors-proxy');
   cli.command('configurations')
     .description('fetch a Connector\'s rendered configurations with your token and write them to a folder')
-    .requiredOption('--proxy <url>', 'the proxy, e.g. http://connectors-proxy.connectors-system.svc')
+    .requiredOption('--proxy <url>', 'the proxy, e.g. http://connectors-proxy-service.connectors-system.svc')
     .requiredOption('--namespace <ns>', 'the Connector\'s namespace')
     .requiredOption('--connector <name>', 'the Connector')
     .addOption(new Option('--token <token>', 'your ServiceAccount token').env('CONNECTORS_TOKEN'))

@@ -3,10 +3,10 @@
 // are cached until shortly before they expire, one fetch serves every request waiting for it
 // (single flight), and a token the tool refused is dropped so the next request gets a new one.
 import { createHash } from 'node:crypto';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Connector, ConnectorClass } from '../types';
 import type { MaybePromise } from '../util/maybe';
-import { parseJsonObject, readLimited, safeText, transportReason } from './token-endpoint';
+import { askTokenEndpoint, safeText } from './token-endpoint';
 import { SYSTEM_CLOCK, TokenCache, renewalTime, type Clock, type Expiring } from './expiring';
 import { CredentialError, type Credential, type CredentialSource } from './source';
 import { assertHeaderSafe } from './static';
@@ -29,10 +29,6 @@ export interface OAuth2Settings {
   readonly connectorClass: ConnectorClass;
 }
 
-/** Time allowed for the token endpoint to answer. */
-const TOKEN_TIMEOUT_MS = 30_000;
-/** Largest token endpoint answer read. */
-const TOKEN_BODY_LIMIT = 64 * 1024;
 /** Lifetime assumed when the token endpoint does not say (`expires_in` is optional). */
 const DEFAULT_LIFETIME_S = 300;
 
@@ -123,21 +119,8 @@ export class ClientCredentialsSource implements CredentialSource<void> {
       form.set('client_secret', cfg.clientSecret);
     }
     const where = `the token endpoint ${cfg.tokenURL.origin}${cfg.tokenURL.pathname}`;
-    let status: number;
-    let text: string;
     const started = (this.clock ?? SYSTEM_CLOCK).now();
-    try {
-      const res = await request(cfg.tokenURL, {
-        method: 'POST', headers, body: form.toString(),
-        dispatcher: this.dispatcherFor(cfg.tokenURL.origin),
-        headersTimeout: TOKEN_TIMEOUT_MS, bodyTimeout: TOKEN_TIMEOUT_MS,
-      });
-      status = res.statusCode;
-      text = await readLimited(res.body, TOKEN_BODY_LIMIT);
-    } catch (err) {
-      throw new CredentialError(`${where} ${transportReason(err as Error & { code?: string })}`);
-    }
-    const body = parseJsonObject(text);
+    const { status, body } = await askTokenEndpoint(cfg.tokenURL, this.dispatcherFor(cfg.tokenURL.origin), where, { method: 'POST', headers, body: form.toString() });
     if (status !== 200) {
       const error = typeof body?.error === 'string' ? safeText(body.error, [cfg.clientSecret]) : undefined;
       const description = typeof body?.error_description === 'string' ? safeText(body.error_description, [cfg.clientSecret]) : undefined;

@@ -1,7 +1,36 @@
 // Small pieces every injector that fetches credentials from a token endpoint needs (OAuth2
 // client credentials, an OCI registry's token service): bounded reads, lenient JSON, and
 // error text that is safe for a 502 body and a log line.
+import { request, type Dispatcher } from 'undici';
 import { certificateProblem } from '../tls/ca-trust';
+import { CredentialError } from './source';
+
+/** Time a token endpoint has to answer. */
+const TIMEOUT_MS = 30_000;
+/** Largest token endpoint answer read. */
+const BODY_LIMIT = 64 * 1024;
+
+/** A token endpoint's answer: its status and its body if it is a JSON object. */
+export interface TokenAnswer {
+  readonly status: number;
+  readonly body: Record<string, unknown> | undefined;
+}
+
+/**
+ * Asks a token endpoint (`where` names it in errors): bounded time and size; a failure to
+ * reach it is a CredentialError saying why (an untrusted certificate says how to trust it).
+ */
+export async function askTokenEndpoint(
+  url: URL, dispatcher: Dispatcher, where: string,
+  init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string },
+): Promise<TokenAnswer> {
+  try {
+    const res = await request(url, { ...init, dispatcher, headersTimeout: TIMEOUT_MS, bodyTimeout: TIMEOUT_MS });
+    return { status: res.statusCode, body: parseJsonObject(await readLimited(res.body, BODY_LIMIT)) };
+  } catch (err) {
+    throw new CredentialError(`${where} ${transportReason(err as Error & { code?: string })}`);
+  }
+}
 
 /** A JSON object, or undefined for anything else (an HTML error page, a list, nothing). */
 export function parseJsonObject(text: string): Record<string, unknown> | undefined {

@@ -11,7 +11,7 @@ import type { MaybePromise } from '../util/maybe';
 import { SYSTEM_CLOCK, TokenCache, renewalTime, type Clock, type Expiring } from '../credentials/expiring';
 import { CredentialError, type Credential, type CredentialSource } from '../credentials/source';
 import { assertHeaderSafe } from '../credentials/static';
-import { parseJsonObject, readLimited, safeText, transportReason } from '../credentials/token-endpoint';
+import { askTokenEndpoint, safeText, transportReason } from '../credentials/token-endpoint';
 
 /** What the source needs from its surroundings. */
 export interface RegistryEndpoint {
@@ -24,7 +24,6 @@ export interface RegistryEndpoint {
 
 /** Time allowed for the registry's `/v2/` and the token service to answer. */
 const TIMEOUT_MS = 30_000;
-const BODY_LIMIT = 64 * 1024;
 /** The distribution token spec's default when `expires_in` is absent. */
 const DEFAULT_LIFETIME_S = 60;
 /** Scopes with a cached token per registry; beyond it the oldest go (they refetch on next use). */
@@ -143,20 +142,8 @@ export class RegistryTokenSource implements CredentialSource<readonly string[]> 
     const where = `the registry token service ${c.realm.origin}${c.realm.pathname}`;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.username !== '' || this.password !== '') headers.authorization = basicHeader(this.username, this.password);
-    let status: number;
-    let text: string;
     const started = (this.clock ?? SYSTEM_CLOCK).now();
-    try {
-      const res = await request(url, {
-        method: 'GET', headers, dispatcher: this.endpoint.dispatcherFor(url.origin),
-        headersTimeout: TIMEOUT_MS, bodyTimeout: TIMEOUT_MS,
-      });
-      status = res.statusCode;
-      text = await readLimited(res.body, BODY_LIMIT);
-    } catch (err) {
-      throw new CredentialError(`${where} ${transportReason(err as Error & { code?: string })}`);
-    }
-    const body = parseJsonObject(text);
+    const { status, body } = await askTokenEndpoint(url, this.endpoint.dispatcherFor(url.origin), where, { method: 'GET', headers });
     const what = scopes.length === 0 ? 'a token' : `a token for ${scopes.join(' ')}`;
     if (status !== 200) {
       throw new CredentialError(`${where} refused ${what} ${this.username === '' && this.password === '' ? 'to an anonymous client (no Secret)' : "with the Secret's username and password"} (HTTP ${status}${this.registryMessage(body)})`);

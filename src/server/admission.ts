@@ -11,7 +11,7 @@ import { FORWARD_PROFILE } from '../http/profile';
 import type { Route } from '../routes/route';
 import type { RouteTable } from '../routes/route-table';
 import { mapMaybe, type MaybePromise } from '../util/maybe';
-import { PROXY_AUTHENTICATE, parseProxyAuthorization, parseTarget, targetMatches, type ForwardTarget } from './forward-proxy';
+import { PROXY_AUTHENTICATE, parseAuthority, parseProxyAuthorization, parseTarget, printableHost, sameAuthority, targetMatches, type ForwardTarget, type ProxyCredentials } from './forward-proxy';
 import { hasDotSegment, type Resolved, type Resolver } from './resolve';
 
 export interface Admitted {
@@ -44,6 +44,26 @@ export interface Refusal {
 
 export type Admission = Admitted | Refusal;
 
+/** What a CONNECT established: the authority, and the credentials requests inside it use. */
+export interface TunnelContext {
+  /** `host:port` as the client asked for it (normalised: lower-case host). */
+  readonly authority: string;
+  readonly host: string;
+  readonly port: number;
+  /** `https://host[:port]`: the origin requests inside the tunnel go to. */
+  readonly origin: string;
+  readonly credentials: ProxyCredentials;
+  readonly user: string;
+}
+
+export interface ConnectAdmission {
+  readonly admitted: true;
+  /** True: terminate TLS and serve the requests inside (a Connector origin); false: relay bytes. */
+  readonly intercept: boolean;
+  readonly user: string;
+  readonly tunnel: TunnelContext;
+}
+
 /** How a client is asked for its token: `WWW-Authenticate` (reverse) or `Proxy-Authenticate` (forward, 407). */
 export type ChallengeScheme = 'www' | 'proxy';
 
@@ -73,6 +93,7 @@ export const NO_TOKEN: Refusal = Object.freeze(refusal(401, 'authentication requ
 const CHECK_FAILED: Refusal = Object.freeze(refusal(503, 'cannot check the token now; try again', { headers: RETRY_SOON }));
 const READ_FAILED: Refusal = Object.freeze(refusal(503, 'cannot read the token now; try again', { headers: RETRY_SOON }));
 const checkFailed = (): Refusal => CHECK_FAILED;
+const DOT_SEGMENTS: Refusal = Object.freeze(refusal(400, 'the request path contains "." or ".." segments; send a normalized path'));
 
 export class Admissions {
   constructor(
@@ -135,9 +156,40 @@ export class Admissions {
   forward(req: IncomingMessage): MaybePromise<Admission> {
     const target = parseTarget(req.url!);
     if ('error' in target) return refusal(400, target.error);
-    if (hasDotSegment(target.path)) return refusal(400, 'the request path contains "." or ".." segments; send a normalized path');
+    if (hasDotSegment(target.path)) return DOT_SEGMENTS;
     const creds = parseProxyAuthorization(req.headers['proxy-authorization']);
     if ('error' in creds) return refusal(407, creds.error, { headers: PROXY_CHALLENGE });
+    return this.toTarget(target, creds, 'proxy');
+  }
+
+  /**
+   * A request inside an intercepted CONNECT tunnel: the tunnel's origin, the credentials the
+   * CONNECT carried; `Host` must name the tunnel's authority (421 otherwise), so a tunnel to
+   * one host never carries credentials to another.
+   */
+  intercepted(req: IncomingMessage, tunnel: TunnelContext): MaybePromise<Admission> {
+    const host = req.headers.host;
+    if (host === undefined || !sameAuthority(host, tunnel.authority)) {
+      return refusal(421, `this TLS connection was opened (CONNECT) for ${tunnel.authority}, not for ${host === undefined ? 'a request without Host' : printableHost(host)}: open another connection`, { user: tunnel.user });
+    }
+    let path = req.url ?? '/';
+    if (path.charCodeAt(0) !== 47 /* / */) {
+      // Absolute form inside a tunnel: allowed for the tunnel's own origin only.
+      const t = parseTarget(path);
+      if ('error' in t || t.origin !== tunnel.origin) return refusal(421, `this TLS connection was opened (CONNECT) for ${tunnel.authority} only`, { user: tunnel.user });
+      path = t.path;
+    }
+    if (hasDotSegment(path)) return DOT_SEGMENTS;
+    // The token was checked at CONNECT (and is again for a Connector's credentials): a 401 here could not be answered.
+    return this.toTarget({ origin: tunnel.origin, host: tunnel.authority, path }, tunnel.credentials, 'tunnel');
+  }
+
+  /**
+   * Admission of a forward-proxy target (absolute form, or inside a tunnel): the listed
+   * Connector whose address the target is under brings its credentials; other targets go
+   * without any, for a token allowed on at least one listed Connector.
+   */
+  private toTarget(target: ForwardTarget, creds: ProxyCredentials, scheme: 'proxy' | 'tunnel'): MaybePromise<Admission> {
     let matched: Route | undefined;
     for (const ref of creds.connectors) {
       const r = this.routes.route(ref.namespace, ref.name);
@@ -154,6 +206,42 @@ export class Admissions {
       const ref = refs[i]!;
       return mapMaybe(this.auth.check(creds.token, ref), (d): MaybePromise<Admission> => {
         if (d.allowed) return admitted(d);
+        if (i + 1 < refs.length && d.status !== 503) return tryRef(i + 1);
+        // Inside a tunnel no proxy challenge can be answered: a rejected token is 403.
+        if (scheme === 'tunnel' && d.status === 401) return refusal(403, `token rejected: ${d.reason}`, { connector: `${ref.namespace}/${ref.name}` });
+        return refusalFor(d, 'proxy', `${ref.namespace}/${ref.name}`);
+      }, checkFailed);
+    };
+    return tryRef(0);
+  }
+
+  /**
+   * `CONNECT host:port` (https_proxy): who may open a tunnel, and whether the proxy
+   * intercepts it (the authority is the origin of a listed Connector's https address or URL
+   * address extension) or only relays bytes (any other target). Either way the token must
+   * be allowed on at least one listed Connector: never an open relay.
+   */
+  connect(req: IncomingMessage): MaybePromise<ConnectAdmission | Refusal> {
+    const authority = parseAuthority(req.url ?? '');
+    if (authority === undefined) return refusal(400, 'CONNECT needs a host:port target');
+    const creds = parseProxyAuthorization(req.headers['proxy-authorization']);
+    if ('error' in creds) return refusal(407, creds.error.replace('http_proxy=', 'https_proxy='), { headers: PROXY_CHALLENGE });
+    const origin = authority.port === 443 ? `https://${authority.host}` : `https://${authority.host}:${authority.port}`;
+    let intercept: Route | undefined;
+    for (const ref of creds.connectors) {
+      const r = this.routes.route(ref.namespace, ref.name);
+      if (r !== undefined && r.forwardTargets.some((p) => p.origin === origin)) { intercept = r; break; }
+    }
+    const refs = intercept === undefined ? creds.connectors : [intercept, ...creds.connectors.filter((c) => c.namespace !== intercept!.namespace || c.name !== intercept!.name)];
+    const tryRef = (i: number): MaybePromise<ConnectAdmission | Refusal> => {
+      const ref = refs[i]!;
+      return mapMaybe(this.auth.check(creds.token, ref), (d): MaybePromise<ConnectAdmission | Refusal> => {
+        if (d.allowed) {
+          return {
+            admitted: true, intercept: intercept !== undefined, user: d.user,
+            tunnel: { authority: authority.text, host: authority.host, port: authority.port, origin, credentials: creds, user: d.user },
+          };
+        }
         if (i + 1 < refs.length && d.status !== 503) return tryRef(i + 1);
         return refusalFor(d, 'proxy', `${ref.namespace}/${ref.name}`);
       }, checkFailed);

@@ -99,6 +99,47 @@ export function targetMatches(place: Upstream, target: ForwardTarget): boolean {
   return isUnder(place, target.origin, target.path);
 }
 
+/** A CONNECT target: `host:port`, the host lower-case (IPv6 in brackets, as URLs write it). */
+export interface Authority {
+  readonly host: string;
+  readonly port: number;
+  /** `host:port` */
+  readonly text: string;
+}
+
+const HOST_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/;
+const IPV6 = /^\[[0-9a-f:.]+\]$/;
+
+/** Parses the `host:port` of a CONNECT request line; undefined for anything else. */
+export function parseAuthority(value: string): Authority | undefined {
+  const colon = value.lastIndexOf(':');
+  if (colon <= 0 || colon === value.length - 1 || value.length > 300) return undefined;
+  const portText = value.slice(colon + 1);
+  if (!/^\d{1,5}$/.test(portText)) return undefined;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return undefined;
+  let host = value.slice(0, colon).toLowerCase();
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  if (!(IPV6.test(host) || HOST_NAME.test(host))) return undefined;
+  return { host, port, text: `${host}:${port}` };
+}
+
+/** True when a `Host` header names `authority` (`host:port`; no port means https's 443). */
+export function sameAuthority(hostHeader: string, authority: string): boolean {
+  let h = hostHeader.trim().toLowerCase();
+  const bracket = h.lastIndexOf(']');
+  const colon = h.lastIndexOf(':');
+  if (colon <= bracket) h += ':443';
+  const dot = h.lastIndexOf('.:');
+  if (dot >= 0 && dot === h.lastIndexOf(':') - 1) h = h.slice(0, dot) + h.slice(dot + 1); // a fully qualified name
+  return h === authority;
+}
+
+/** A Host value fit for an error message. */
+export function printableHost(s: string): string {
+  return printable(s);
+}
+
 function printable(s: string): string {
   return s.length > 80 ? s.slice(0, 80) + '…' : s.replace(/[^\x20-\x7e]/g, '?');
 }

@@ -193,9 +193,18 @@ export class Pipeline {
     else sendSocketError(client.socket, status, message, headers);
   }
 
-  /** The end of every request: in-flight count, metrics and the access line. */
+  /** Records a request answered outside an exchange (a CONNECT): metrics and the access line. */
+  note(req: IncomingMessage, started: number, end: ExchangeEnd, user: string | undefined): void {
+    this.account(req, started, undefined, end, undefined, user);
+  }
+
+  /** The end of every exchange: in-flight count, metrics and the access line. */
   private record(req: IncomingMessage, started: number, route: Route | undefined, end: ExchangeEnd, connector: string | undefined, user: string | undefined): void {
     this.inFlight--;
+    this.account(req, started, route, end, connector, user);
+  }
+
+  private account(req: IncomingMessage, started: number, route: Route | undefined, end: ExchangeEnd, connector: string | undefined, user: string | undefined): void {
     const ms = performance.now() - started;
     const m: RouteMetrics = route === undefined ? this.deps.metrics.unknownRoute : this.deps.metrics.forRoute(route.key, route.className);
     m.done(end.status, ms / 1000);

@@ -1,8 +1,9 @@
 // The proxy listener's handlers: limits first, then the router's way, then that way's
 // handler. The proxying ways (reverse host and path form, forward) are pipeline hooks; the
 // others answer on the proxy's own behalf (configurations, the registry's `/v2/`, CONNECT).
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ClientAuthenticator } from '../auth/authenticator';
 import { tokenFromAuthorization, WWW_AUTHENTICATE } from '../auth/client-token';
@@ -13,7 +14,8 @@ import type { RouteTable } from '../routes/route-table';
 import type { ObjectStore } from '../sources/store';
 import type { ProxyAddressOptions } from '../status/proxy-address';
 import { settle } from '../util/maybe';
-import { Admissions } from './admission';
+import { Admissions, type TunnelContext } from './admission';
+import { ConnectHandler, type InterceptCertificates } from './connect';
 import { serveConfigurations } from './configurations';
 import { sendError } from './errors';
 import type { Timeouts } from './exchange';
@@ -37,9 +39,20 @@ export interface ProxyDeps {
   /** Where this proxy is reached (rendered configurations). */
   readonly address: ProxyAddressOptions;
   readonly limits: RequestLimits;
+  /** HTTPS forward proxy: the proxy CA's leaf certificates; without them CONNECT gets 405. */
+  readonly connect?: {
+    readonly certificates: InterceptCertificates;
+    /** CONNECT to targets that are no Connector origin: relayed (true) or refused (false). */
+    readonly tunnels: () => boolean;
+    readonly tunnelsFlag: string;
+    readonly connectTimeoutMs: number;
+    /** Options of the internal server that parses the requests inside intercepted tunnels. */
+    readonly serverOptions: ServerOptions;
+  };
 }
 
 const CLOSE = Object.freeze({ connection: 'close' });
+const EMPTY = Buffer.alloc(0);
 const CONNECT_REFUSED = 'CONNECT (TLS tunnelling) is not supported: send plain HTTP requests to the proxy';
 const CONNECT_ALLOW = Object.freeze({ allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' });
 
@@ -51,6 +64,13 @@ export class ProxyServer {
   private readonly reverse: Way;
   /** Forward proxy: absolute-form requests with Proxy-Authorization. */
   private readonly forward: Way;
+  /** Requests inside an intercepted CONNECT tunnel. */
+  private readonly intercepted: Way;
+  private readonly connectHandler: ConnectHandler | undefined;
+  /** Parses the decrypted requests of intercepted tunnels (never listens itself). */
+  readonly interceptServer: Server | undefined;
+  /** The tunnel each decrypted connection belongs to. */
+  private readonly tunnels = new WeakMap<object, TunnelContext>();
 
   constructor(private readonly deps: ProxyDeps) {
     this.pipeline = new Pipeline(deps);
@@ -58,6 +78,30 @@ export class ProxyServer {
     const admissions = this.admissions = new Admissions(deps.resolver, deps.routes, deps.auth);
     this.reverse = { name: 'reverse', admit: (req) => admissions.reverse(req), errorHandler: sendError };
     this.forward = { name: 'forward', admit: (req) => admissions.forward(req), errorHandler: sendError };
+    const tunnels = this.tunnels;
+    this.intercepted = { name: 'connect', admit: (req) => admissions.intercepted(req, tunnels.get(req.socket)!), errorHandler: sendError };
+    const c = deps.connect;
+    if (c !== undefined) {
+      const server = this.interceptServer = createServer(c.serverOptions);
+      server.on('request', this.handleIntercepted);
+      server.on('checkContinue', this.handleIntercepted);
+      server.on('upgrade', this.handleInterceptedUpgrade);
+      // A CONNECT inside a tunnel would be a tunnel in a tunnel: refused.
+      server.on('connect', (req: IncomingMessage, socket: Duplex) => this.pipeline.refuse(this.intercepted, req, { socket, head: EMPTY }, 405, 'CONNECT inside a CONNECT tunnel is not supported'));
+      this.connectHandler = new ConnectHandler({
+        admissions, certificates: c.certificates, tunnels: c.tunnels, tunnelsFlag: c.tunnelsFlag, connectTimeoutMs: c.connectTimeoutMs,
+        serve: (tls: TLSSocket, tunnel: TunnelContext) => {
+          tunnels.set(tls, tunnel);
+          server.emit('connection', tls);
+        },
+        record: (req, status, user, started, upstreamError) => this.pipeline.note(req, started, { status, upstreamError }, user),
+      });
+    }
+  }
+
+  /** Plain CONNECT tunnels open now. */
+  get openTunnels(): number {
+    return this.connectHandler?.openTunnels ?? 0;
   }
 
   get activeRequests(): number {
@@ -89,10 +133,25 @@ export class ProxyServer {
     this.pipeline.serve(way === 'forward' ? this.forward : this.reverse, req, { socket, head });
   };
 
-  /** The `connect` listener: no tunnelling (yet). */
-  readonly handleConnect = (req: IncomingMessage, socket: Duplex): void => {
+  /** The `connect` listener: the HTTPS forward proxy (src/server/connect.ts), or 405 without a proxy CA. */
+  readonly handleConnect = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (this.connectHandler !== undefined) return this.connectHandler.handle(req, socket, head);
     socket.on('error', () => socket.destroy());
-    this.pipeline.refuse(this.reverse, req, { socket, head: Buffer.alloc(0) }, 405, CONNECT_REFUSED, CONNECT_ALLOW);
+    this.pipeline.refuse(this.reverse, req, { socket, head }, 405, CONNECT_REFUSED, CONNECT_ALLOW);
+  };
+
+  /** Requests inside an intercepted tunnel: the limits, then the pipeline as forward-proxy requests of the tunnel's origin. */
+  private readonly handleIntercepted = (req: IncomingMessage, res: ServerResponse): void => {
+    const over = overLimit(req, this.deps.limits);
+    if (over !== undefined) return this.pipeline.refuse(this.intercepted, req, { res }, over.status, over.message, CLOSE);
+    this.pipeline.serve(this.intercepted, req, { res });
+  };
+
+  private readonly handleInterceptedUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy());
+    const over = overLimit(req, this.deps.limits) ?? refusedUpgrade(req);
+    if (over !== undefined) return this.pipeline.refuse(this.intercepted, req, { socket, head }, over.status, over.message);
+    this.pipeline.serve(this.intercepted, req, { socket, head });
   };
 
   /** `GET|HEAD /v2/`: 401 with a Basic challenge until the token is valid, then 200. */

@@ -24,9 +24,14 @@ const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 export class Resolver {
   private readonly suffix: string;
+  /** Every suffix accepted after `c-<name>.<ns>`, longest first ('' = none: `c-<name>.<ns>`). */
+  private readonly suffixes: string[];
 
-  constructor(domain: string) {
-    this.suffix = '.' + domain.toLowerCase().replace(/^\.+|\.+$/g, '');
+  /** `aliases`: more domains Pods may use (podHostSuffixes in src/cluster/connector-services.ts). */
+  constructor(domain: string, aliases: readonly string[] = []) {
+    const dot = (d: string): string => { const n = d.toLowerCase().replace(/^\.+|\.+$/g, ''); return n === '' ? '' : '.' + n; };
+    this.suffix = dot(domain);
+    this.suffixes = [...new Set([this.suffix, ...aliases.map(dot)])].sort((a, b) => b.length - a.length);
   }
 
   resolve(hostHeader: string | undefined, url: string): ResolveResult {
@@ -49,17 +54,21 @@ export class Resolver {
       if (!isPort(host, colon + 1)) return undefined; // `host:aa` names no port, so no Connector
       host = host.slice(0, colon);
     }
-    if (host.length <= this.suffix.length + 4) return undefined;
     host = host.toLowerCase();
     if (host.endsWith('.')) host = host.slice(0, -1); // a fully qualified name
-    if (!host.startsWith('c-') || !host.endsWith(this.suffix)) return undefined;
-    const inner = host.slice(2, host.length - this.suffix.length);
-    const dot = inner.lastIndexOf('.');
-    if (dot <= 0) return undefined;
-    const name = inner.slice(0, dot);
-    const namespace = inner.slice(dot + 1);
-    if (!NAME.test(name) || !NAMESPACE.test(namespace)) return undefined;
-    return { namespace, name };
+    if (!host.startsWith('c-')) return undefined;
+    for (const suffix of this.suffixes) {
+      if (host.length <= suffix.length + 4 || !host.endsWith(suffix)) continue;
+      const inner = host.slice(2, host.length - suffix.length);
+      const dot = inner.lastIndexOf('.');
+      if (dot <= 0) continue;
+      const name = inner.slice(0, dot);
+      const namespace = inner.slice(dot + 1);
+      // Through an alias the name is one DNS label, as a Service name is (`c-a.b.ns` is no Pod's name).
+      if (suffix !== this.suffix && name.includes('.')) continue;
+      if (NAME.test(name) && NAMESPACE.test(namespace)) return { namespace, name };
+    }
+    return undefined;
   }
 
   hostFor(namespace: string, name: string): string {

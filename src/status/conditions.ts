@@ -15,6 +15,12 @@ export interface CheckOptions {
   readonly proxyAddress: (c: Connector, cls: ConnectorClass) => string | undefined;
   /** How a Connector's tool is reached with its CA trust (caCertSecretRef, global CA Secrets). */
   readonly dispatcherFor?: (c: Connector) => Dispatcher | undefined;
+  /** Kubernetes mode: ProxyServiceReady from the Connector's `c-<name>` Service (src/cluster/connector-services.ts). */
+  readonly proxyServiceCondition?: (c: Connector, cls: ConnectorClass) => Condition;
+  /** Kubernetes mode: ProxyReady of a class whose spec.proxy names a Service; undefined: probe the address. */
+  readonly classProxyCondition?: (cls: ConnectorClass) => Condition | undefined;
+  /** The class's `status.proxy.httpAddress.url`, from spec.proxy. */
+  readonly classProxyAddress?: (cls: ConnectorClass) => string | undefined;
   /** --allow-cross-namespace-secrets: a secretRef to another namespace is used (SecretReady). */
   readonly allowCrossNamespaceSecrets?: boolean;
 }
@@ -139,7 +145,8 @@ export async function connectorConditions(c: Connector, index: ObjectStore, o: C
   const address = cls.spec.proxy == null ? undefined : o.proxyAddress(c, cls);
   const proxy = cls.spec.proxy == null
     ? cond('ProxyServiceReady', 'True', 'NonProxy', 'the ConnectorClass defines no proxy')
-    : address !== undefined ? cond('ProxyServiceReady', 'True', '', `served at ${address}`) : cond('ProxyServiceReady', 'False', 'NoAddress', 'no proxy address');
+    : o.proxyServiceCondition?.(c, cls)
+      ?? (address !== undefined ? cond('ProxyServiceReady', 'True', '', `served at ${address}`) : cond('ProxyServiceReady', 'False', 'NoAddress', 'no proxy address'));
   const others = [classReady, auth.condition, await livenessP, await authP, proxy];
   return [...others, readyCondition(others)];
 }
@@ -197,8 +204,8 @@ export function serviceAddress(spec: { ref?: { name: string; namespace?: string 
   return undefined;
 }
 
-/** A ConnectorClass's conditions: APIReady and ProxyReady (reachability only), Ready. */
-export async function classConditions(cls: ConnectorClass, o: { timeoutMs: number }): Promise<{ conditions: Condition[]; apiUrl?: string }> {
+/** A ConnectorClass's conditions: APIReady and ProxyReady (reachability, or the Service in Kubernetes mode), Ready. */
+export async function classConditions(cls: ConnectorClass, o: Pick<CheckOptions, 'timeoutMs' | 'classProxyCondition' | 'classProxyAddress'>): Promise<{ conditions: Condition[]; apiUrl?: string; proxyUrl?: string }> {
   const reach = async (type: string, none: string, spec: { ref?: { name: string; namespace?: string }; uri?: string } | undefined, field: string): Promise<Condition> => {
     if (spec == null) return cond(type, 'True', none, `the ConnectorClass defines no ${field}`);
     const url = serviceAddress(spec);
@@ -207,6 +214,7 @@ export async function classConditions(cls: ConnectorClass, o: { timeoutMs: numbe
     const out = await probe({ url, timeoutMs: o.timeoutMs, disableRedirect: true });
     return out.kind === 'error' ? cond(type, 'False', 'Unreachable', `${describeUrl('GET', url)}: ${out.message}`) : cond(type, 'True', '', `${url} answered ${out.status}`);
   };
-  const others = await Promise.all([reach('APIReady', 'NonAPI', cls.spec.api, 'spec.api'), reach('ProxyReady', 'NonProxy', cls.spec.proxy, 'spec.proxy')]);
-  return { conditions: [...others, readyCondition(others)], apiUrl: serviceAddress(cls.spec.api) };
+  const proxyReady = (cls.spec.proxy == null ? undefined : o.classProxyCondition?.(cls)) ?? reach('ProxyReady', 'NonProxy', cls.spec.proxy, 'spec.proxy');
+  const others = await Promise.all([reach('APIReady', 'NonAPI', cls.spec.api, 'spec.api'), proxyReady]);
+  return { conditions: [...others, readyCondition(others)], apiUrl: serviceAddress(cls.spec.api), proxyUrl: o.classProxyAddress?.(cls) };
 }

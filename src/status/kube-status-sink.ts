@@ -1,5 +1,6 @@
 // Writes computed conditions to the API server: a merge patch of the status subresource
-// (conditions replace the list as a whole; `status.proxy` is left to ProxyAddressWriter).
+// (conditions replace the list as a whole; a Connector's `status.proxy` is left to
+// ProxyAddressWriter; a class's `status.api` and `status.proxy` addresses are written here).
 import type { Logger } from 'pino';
 import { API_VERSION } from '../types';
 import { KubeApiError, type KubeApi } from '../kube/client';
@@ -9,15 +10,20 @@ export class KubeStatusSink implements StatusSink {
   /** Patches sent (tests, metrics). */
   patches = 0;
 
-  constructor(private readonly api: KubeApi, private readonly log: Logger) {}
+  /** `isLeader`: only the elected replica writes (src/cluster/leader-election.ts). */
+  constructor(private readonly api: KubeApi, private readonly log: Logger, private readonly isLeader: () => boolean = () => true) {}
 
   async write(s: ObjectStatus): Promise<boolean> {
+    if (!this.isLeader()) return false; // tried again if this replica leads again
     const name = encodeURIComponent(s.name);
     const path = s.kind === 'ConnectorClass'
       ? `/apis/${API_VERSION}/connectorclasses/${name}/status`
       : `/apis/${API_VERSION}/namespaces/${encodeURIComponent(s.namespace!)}/connectors/${name}/status`;
     const status: Record<string, unknown> = { conditions: s.conditions };
-    if (s.kind === 'ConnectorClass') status.api = s.apiUrl === undefined ? null : { address: { url: s.apiUrl } };
+    if (s.kind === 'ConnectorClass') {
+      status.api = s.apiUrl === undefined ? null : { address: { url: s.apiUrl } };
+      status.proxy = s.proxyUrl === undefined ? null : { httpAddress: { url: s.proxyUrl } };
+    }
     try {
       this.patches++;
       await this.api.request('PATCH', path, { status }, 'application/merge-patch+json');

@@ -15,6 +15,8 @@ export interface ObjectStatus {
   readonly conditions: Condition[];
   /** ConnectorClass only: `status.api.address.url`. */
   readonly apiUrl?: string;
+  /** ConnectorClass only: `status.proxy.httpAddress.url`. */
+  readonly proxyUrl?: string;
 }
 
 export interface StatusSink {
@@ -28,6 +30,8 @@ export const MEMORY_SINK: StatusSink = { write: async () => true };
 export interface ProberOptions extends CheckOptions {
   readonly intervalMs: number;
   readonly concurrency: number;
+  /** More that an object's checks depend on (its c-<name> Service): a change makes it due now. */
+  readonly fingerprint?: (o: Connector | ConnectorClass) => string;
 }
 
 interface Entry {
@@ -61,6 +65,9 @@ export class StatusProber {
   ) {}
 
   start(): void {
+    // Started again (a replica leading again): another leader may have written meanwhile, so
+    // compare with what the objects carry now, not with what this replica last wrote.
+    this.entries.clear();
     this.timer = setInterval(() => this.tick(), 250);
     this.timer.unref();
     this.tick();
@@ -85,7 +92,7 @@ export class StatusProber {
     const cls = this.index.connectorClass(c.spec.connectorClassName);
     const ref = c.spec.auth?.secretRef;
     const secret = ref ? this.index.secret(ref.namespace ?? c.metadata.namespace, ref.name) : undefined;
-    return `${version(c, () => c.metadata.generation ?? JSON.stringify(c.spec))}|${cls ? classVersion(cls) : '-'}|${secret ? version(secret, () => secret.metadata.resourceVersion ?? JSON.stringify(secret.data)) : '-'}`;
+    return `${version(c, () => c.metadata.generation ?? JSON.stringify(c.spec))}|${cls ? classVersion(cls) : '-'}|${secret ? version(secret, () => secret.metadata.resourceVersion ?? JSON.stringify(secret.data)) : '-'}|${this.opts.fingerprint?.(c) ?? ''}`;
   }
 
   private tick(): void {
@@ -106,11 +113,11 @@ export class StatusProber {
           entry.due = Date.now() + this.jitter();
           const next = await run();
           const prev = entry.last;
-          if (prev !== undefined && sameConditions(prev.conditions, next.conditions) && prev.apiUrl === next.apiUrl) return;
+          if (prev !== undefined && sameConditions(prev.conditions, next.conditions) && prev.apiUrl === next.apiUrl && prev.proxyUrl === next.proxyUrl) return;
           const stored = this.stored(next);
           entry.last = { ...next, conditions: stamp(new Date().toISOString(), next.conditions, prev?.conditions ?? stored) };
           // After a restart the API server may already say so: no write.
-          if (prev === undefined && stored !== undefined && sameConditions(stored, next.conditions)) return;
+          if (prev === undefined && stored !== undefined && sameConditions(stored, next.conditions) && this.storedUrls(next)) return;
           if (!(await this.sink.write(entry.last))) {
             entry.last = prev;
             entry.due = Date.now() + Math.min(this.opts.intervalMs, 10_000);
@@ -121,9 +128,9 @@ export class StatusProber {
       });
     };
     for (const cls of this.index.allClasses()) {
-      consider(`class/${cls.metadata.name}`, classVersion(cls), async () => {
+      consider(`class/${cls.metadata.name}`, `${classVersion(cls)}|${this.opts.fingerprint?.(cls) ?? ''}`, async () => {
         const r = await classConditions(cls, this.opts);
-        return { kind: 'ConnectorClass', name: cls.metadata.name, conditions: r.conditions, apiUrl: r.apiUrl };
+        return { kind: 'ConnectorClass', name: cls.metadata.name, conditions: r.conditions, apiUrl: r.apiUrl, proxyUrl: r.proxyUrl };
       });
     }
     for (const c of this.index.allConnectors()) {
@@ -148,6 +155,13 @@ export class StatusProber {
         this.drain();
       });
     }
+  }
+
+  /** Whether a class carries the addresses computed now (always true for a Connector). */
+  private storedUrls(s: ObjectStatus): boolean {
+    if (s.kind !== 'ConnectorClass') return true;
+    const st = this.index.connectorClass(s.name)?.status;
+    return st?.api?.address?.url === s.apiUrl && st?.proxy?.httpAddress?.url === s.proxyUrl;
   }
 
   /** The conditions the object carries now (from the API server or the manifests). */

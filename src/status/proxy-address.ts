@@ -3,7 +3,8 @@
 // `<base>/namespaces/<ns>/connectors/<name>` for the path resolver, for Connectors whose
 // class declares `spec.proxy`. Writes go through a small queue (merge patches of the status
 // subresource, a few at a time) and only when the value differs, so the watch event our own
-// patch causes ends here. Several replicas write the same value: no leader is needed.
+// patch causes ends here. Only the elected leader writes (src/cluster/leader-election.ts);
+// a new leader looks at every Connector once and writes what differs.
 import type { Logger } from 'pino';
 import { API_VERSION, objectKey, splitObjectKey, type Connector, type ConnectorClass, type ObjectKey } from '../types';
 import { KubeApiError, type KubeApi } from '../kube/client';
@@ -43,6 +44,21 @@ function addressFor(c: Connector, resolver: 'host' | 'path', o: ProxyAddressOpti
 export interface StatusWriterOptions extends ProxyAddressOptions {
   /** Patches in flight at once (default 4). */
   readonly concurrency?: number;
+  /** Writes happen only while this is true (default: always). */
+  readonly isLeader?: () => boolean;
+}
+
+/**
+ * A class's `status.proxy.httpAddress.url` (the CRD's field): spec.proxy.uri when absolute,
+ * else the Service spec.proxy.ref names (its namespace defaulting to the proxy's), plus a
+ * relative uri. Plain http: the address Pods use in the cluster.
+ */
+export function classProxyAddress(cls: ConnectorClass, o: { namespace: string; clusterDomain: string }): string | undefined {
+  const p = cls.spec.proxy;
+  if (p == null) return undefined;
+  if (p.uri !== undefined && /^https?:\/\//.test(p.uri)) return p.uri;
+  if (!p.ref?.name) return undefined;
+  return `http://${p.ref.name}.${p.ref.namespace || o.namespace}.svc.${o.clusterDomain}${p.uri ?? ''}`;
 }
 
 export class ProxyAddressWriter {
@@ -74,6 +90,11 @@ export class ProxyAddressWriter {
     this.queue.clear();
   }
 
+  /** Looks at every Connector again (a new leader: what the last one wrote may be stale). */
+  resync(): void {
+    for (const c of this.index.allConnectors()) this.enqueue(c);
+  }
+
   private async work(): Promise<void> {
     this.running++;
     try {
@@ -88,6 +109,7 @@ export class ProxyAddressWriter {
   }
 
   private async reconcile(key: ObjectKey): Promise<void> {
+    if (this.opts.isLeader?.() === false) return;
     const c = this.index.connector(...splitObjectKey(key));
     if (c === undefined) return;
     const cls = this.index.connectorClass(c.spec.connectorClassName);

@@ -15,8 +15,8 @@ export const CA_CERT_LABEL = 'connectors.cpaas.io/ca-cert';
 export const INSECURE_SKIP_VERIFY_PARAM = 'insecureSkipVerify';
 
 export interface TrustOptions {
-  /** --enable-custom-ca-certs: without it only the system roots are trusted (the docs' default). */
-  readonly enabled: boolean;
+  /** enable-custom-ca-certs (a function: the flag may change at run time): without it only the system roots are trusted (the docs' default). */
+  readonly enabled: boolean | (() => boolean);
   /** The proxy's namespace: where global CA Secrets live. */
   readonly namespace: string;
 }
@@ -88,12 +88,17 @@ export class TrustResolver {
     this.global = undefined;
   }
 
+  private on(): boolean {
+    const e = this.options.enabled;
+    return typeof e === 'function' ? e() : e;
+  }
+
   /**
    * True when a change of Secret `key` (now `secret`, undefined when deleted) changes the
    * global CA list: it is, or was, a global CA Secret.
    */
   concerns(key: string, secret: Secret | undefined): boolean {
-    if (!this.options.enabled) return false;
+    if (!this.on()) return false;
     return this.globalKeys.has(key) || (secret !== undefined && isGlobalCaSecret(secret, this.options.namespace));
   }
 
@@ -114,7 +119,7 @@ export class TrustResolver {
 
   forConnector(c: Connector): UpstreamTrust {
     const insecure = insecureSkipVerify(c);
-    if (!this.options.enabled) return trustOf([], insecure);
+    if (!this.on()) return trustOf([], insecure);
     const ref = c.spec.caCertSecretRef?.name;
     const own = ref ? this.secret(c.metadata.namespace, ref) : undefined;
     const global = this.globalCas();

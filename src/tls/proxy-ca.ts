@@ -250,7 +250,7 @@ export class KubeProxyCa extends CaHolder {
         opts.log.warn({ secret: this.where }, 'proxy CA Secret deleted: creating a new CA (clients must trust the new certificate)');
         this.ensure();
       },
-    }, opts.log, { name: 'proxy-ca-secret', path: this.path, fieldSelector: `metadata.name=${name}` });
+    }, opts.log, { name: 'proxy-ca-secret', path: this.path, query: `fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}` });
   }
 
   private get where(): string { return `${this.namespace}/${this.name}`; }
