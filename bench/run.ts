@@ -108,6 +108,7 @@ metadata:
   annotations:
     connectors.cpaas.io/proxy-resolver: path
 spec:
+  proxy: {}
   auth:
     types:
       - name: rego

@@ -89,6 +89,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   const prober = cfg.probes.enabled
     ? new StatusProber(store, source.statusSink, log, {
       intervalMs: cfg.probes.intervalMs, concurrency: Math.max(1, cfg.probes.concurrency), timeoutMs: cfg.probes.timeoutMs,
+      customCaCerts: () => flags.enabled('enable-custom-ca-certs'),
       proxyAddress: (c, cls) => proxyAddress(c, cls, addressOptions),
       dispatcherFor: (c) => {
         const r = routes.route(c.metadata.namespace, c.metadata.name);

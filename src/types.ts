@@ -21,6 +21,8 @@ export interface Condition {
   reason?: string;
   message?: string;
   lastTransitionTime?: string;
+  /** `Info` for conditions that do not count towards Ready (CACertReady). */
+  severity?: string;
 }
 
 export interface ParamSpec {
@@ -49,9 +51,33 @@ export interface AuthTypeSpec {
 
 export interface HttpProbe {
   path?: string;
+  /** Replaces the address's host (and port) when set. */
+  host?: string;
+  /** Replaces the address's scheme when set. */
+  scheme?: 'http' | 'https';
   httpHeaders?: Record<string, string> | NameValue[];
   method?: 'GET' | 'POST';
   disableRedirect?: boolean;
+  /** A CEL expression over `response`; the probe passes when it is true (default: a 2xx status). */
+  response?: { cel?: string };
+}
+
+/** A probe through the ConnectorClass API: `path` is appended to `status.api.address.url`. */
+export interface ApiProbe {
+  path?: string;
+}
+
+export interface Probe {
+  http?: HttpProbe;
+  api?: ApiProbe;
+}
+
+export interface ConfigurationSpec {
+  name: string;
+  /** Caller-supplied values (`configuration.params`), seen as `.configurations.<name>`. */
+  params?: ParamSpec[];
+  data?: Record<string, string>;
+  annotations?: Record<string, string>;
 }
 
 export interface ServiceRef {
@@ -65,19 +91,24 @@ export interface ConnectorClassSpec {
   addressExtensions?: ParamSpec[];
   params?: ParamSpec[];
   auth?: { types: AuthTypeSpec[] };
-  livenessProbe?: { http?: HttpProbe };
-  authProbes?: { authName: string; params?: ParamSpec[]; probe?: { http?: HttpProbe } }[];
+  livenessProbe?: Probe;
+  authProbes?: { authName: string; params?: ParamSpec[]; probe?: Probe }[];
   api?: { ref?: ServiceRef; uri?: string };
   proxy?: { ref?: ServiceRef; uri?: string; authExtractor?: RegoSource };
-  configurations?: { name: string; data: Record<string, string> }[];
+  configurations?: ConfigurationSpec[];
 }
 
 export interface ConnectorClass {
   apiVersion: string;
   kind: 'ConnectorClass';
   metadata: ObjectMeta;
+  /** Optional: the docs' metadata-only classes (display annotations) have none. */
   spec: ConnectorClassSpec;
-  status?: { conditions?: Condition[]; api?: { address?: { url?: string } }; proxy?: { httpAddress?: { url?: string } } };
+  status?: {
+    conditions?: Condition[];
+    api?: { address?: { url?: string } };
+    proxy?: { httpAddress?: { url?: string } };
+  };
 }
 
 export interface SecretRef {

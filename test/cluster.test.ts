@@ -446,7 +446,7 @@ spec:
         req.resume();
         res.writeHead(ok ? 200 : 401).end(ok ? 'tls:ok' : 'no credentials');
       });
-      await kube.applyYaml(docs(caSecretYaml('global-ca', SYS, { 'ca.crt': ca.cert }, true), connectorYaml('tls-tool', 'plain', `https://127.0.0.1:${tool.port}`)));
+      await kube.applyYaml(docs(caSecretYaml('global-ca', SYS, { 'ca.crt': ca.cert }, true), connectorYaml('tls-tool', 'docs-proxy', `https://127.0.0.1:${tool.port}`)));
       const untrusted = await until('tls-tool served (untrusted)', () => viaHost(b, `c-tls-tool.${NS}.svc`), (r) => r.status === 502);
       assert.match(untrusted.text, /not trusted.*enable-custom-ca-certs/);
       await patchConfigMap({ 'enable-custom-ca-certs': 'true' });

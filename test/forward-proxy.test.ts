@@ -65,6 +65,7 @@ function manifests(): string {
 kind: ConnectorClass
 metadata: {name: fwd-git}
 spec:
+  proxy: {}
   address: {type: string}
   auth: {types: [{name: basicAuth, secretType: kubernetes.io/basic-auth}]}
 ---
@@ -72,6 +73,7 @@ apiVersion: connectors.alauda.io/v1alpha1
 kind: ConnectorClass
 metadata: {name: fwd-api}
 spec:
+  proxy: {}
   address: {type: string}
   addressExtensions: [{name: mirror, type: string}]
   auth: {types: [{name: bearer, secretType: connectors.cpaas.io/bearer-token}]}

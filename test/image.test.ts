@@ -300,6 +300,7 @@ kind: ConnectorClass
 metadata:
   name: rego-bearer
 spec:
+  proxy: {}
   address:
     type: string
   auth:

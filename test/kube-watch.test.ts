@@ -77,7 +77,7 @@ before(async () => {
   for (const ns of [NS, NS2]) await must('POST', '/api/v1/namespaces', { metadata: { name: ns } });
   await must('POST', `${GROUP}/connectorclasses`, {
     apiVersion: 'connectors.alauda.io/v1alpha1', kind: 'ConnectorClass', metadata: { name: 'watch-class' },
-    spec: { address: { type: 'string' }, auth: { types: [{ name: 'basic', secretType: 'kubernetes.io/basic-auth' }] } },
+    spec: { address: { type: 'string' }, proxy: {}, auth: { types: [{ name: 'basic', secretType: 'kubernetes.io/basic-auth' }] } },
   });
   // Before any watcher starts: one referenced Secret, one unreferenced, one Connector.
   await must('POST', `/api/v1/namespaces/${NS}/secrets`, secret(NS, 'used', 'pw-used-1'));

@@ -39,6 +39,7 @@ metadata:
   annotations:
     connectors.cpaas.io/proxy-resolver: ${resolver}
 spec:
+  proxy: {}
   address:
     type: string
   auth:
@@ -585,6 +586,7 @@ metadata:
   name: oci
   annotations: {connectors.cpaas.io/proxy-resolver: path}
 spec:
+  proxy: {}
   address: {type: string}
   auth:
     types:

@@ -37,6 +37,7 @@ metadata:
   name: ${name}
   annotations: {connectors.cpaas.io/proxy-resolver: ${resolver}}
 spec:
+  proxy: {}
   address: {type: string}
   auth: {types: [{name: basicAuth, secretType: kubernetes.io/basic-auth}]}
 ---

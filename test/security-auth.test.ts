@@ -52,6 +52,7 @@ metadata:
   name: cls-inject
   annotations: {connectors.cpaas.io/proxy-resolver: path}
 spec:
+  proxy: {}
   address: {type: string}
   auth:
     types:

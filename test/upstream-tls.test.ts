@@ -27,6 +27,7 @@ function classYaml(): string {
 kind: ConnectorClass
 metadata: {name: https-tool}
 spec:
+  proxy: {}
   address: {type: string}
   livenessProbe: {http: {path: /healthz}}
   auth:

@@ -13,9 +13,10 @@ import { TokenExtractor } from '../auth/extractor';
 import type { PolicyHandle, PolicyStore } from '../rego/policy-store';
 import type { ObjectStore, StoreChange } from '../sources/store';
 import { crossNamespaceMessage, resolveAuth } from '../sources/auth-resolution';
+import { validateConnector } from '../sources/validate';
 import { DEFAULT_PROFILE, type ResponseProfile } from '../http/profile';
 import { REGISTRY_PROFILE } from '../oci/profile';
-import { TrustResolver, type TrustOptions, type UpstreamTrust } from '../tls/ca-trust';
+import { SYSTEM_TRUST, TrustResolver, type TrustOptions, type UpstreamTrust } from '../tls/ca-trust';
 import { upstreamOf, type ResolverKind, type Route, type Upstream } from './route';
 
 export interface RouteTableOptions {
@@ -117,6 +118,9 @@ export class RouteTable {
 
   private build(key: ObjectKey, c: Connector): Route {
     this.builds++;
+    // What both sources refuse (src/sources/validate.ts), and classes without spec.proxy: 502.
+    const refused = validateConnector(c, this.store.connectorClass(c.spec.connectorClassName));
+    if (refused !== undefined) return unservedRoute(key, c, this.store.connectorClass(c.spec.connectorClassName), refused);
     const upstream = upstreamOf(new URL(c.spec.address));
     const trust = this.trust.forConnector(c);
     const base = {
@@ -264,3 +268,14 @@ function versionOf(data: ReadonlyMap<string, string>): string {
   return h.digest('base64');
 }
 
+/** A Connector the validator refuses: every request gets 502 with `broken`, nothing is injected. */
+function unservedRoute(key: ObjectKey, c: Connector, cls: ConnectorClass | undefined, broken: string): Route {
+  let upstream: Upstream = { origin: '', basePath: '', host: '' };
+  try { upstream = upstreamOf(new URL(c.spec.address)); } catch { /* the invalid field may be the address */ }
+  const className = c.spec.connectorClassName;
+  return {
+    key, namespace: c.metadata.namespace, name: c.metadata.name, className, label: labelOf(key, className, ''),
+    resolver: cls ? resolverOf(cls) : 'host', upstream, forwardTargets: upstream.origin ? [upstream] : [],
+    trust: SYSTEM_TRUST, injector: undefined, authType: '', profile: DEFAULT_PROFILE, broken,
+  };
+}

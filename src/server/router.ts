@@ -21,7 +21,7 @@ const TABLE: readonly Row[] = [
   { way: 'forward', when: (_req, url) => url.charCodeAt(0) !== 47 /* / */ },
   // Host `c-<name>.<ns>.<domain>`: the reverse proxy, host form; every path is the tool's.
   { way: 'host-form', when: (req, _url, resolver) => req.headers.host !== undefined && resolver.connectorHost(req.headers.host) !== undefined },
-  // `/configurations/namespaces/<ns>/connectors/<name>[/<configuration>/<file>]`: rendered client files.
+  // `/configurations/files?connectors=...` and `/configurations/namespaces/<ns>/connectors/<name>[/...]`: rendered client files.
   { way: 'configurations', when: (_req, url) => url.startsWith(CONFIGURATIONS_PREFIX) },
   // `/v2/`: the registry version check of OCI clients (the proxy answers as a registry).
   { way: 'registry-base', when: (_req, url) => isRegistryBase(url) },

@@ -1,8 +1,9 @@
 // Resource objects for in-process tests (the same shapes the manifests and the API server give).
 import { API_VERSION, type Connector, type ConnectorClass, type Secret } from '../../src/types';
 
+/** A class with proxy capability (`spec.proxy: {}`, so its Connectors are served) unless `spec` says `proxy: undefined`. */
 export function connectorClass(name: string, spec: ConnectorClass['spec'], annotations?: Record<string, string>): ConnectorClass {
-  return { apiVersion: API_VERSION, kind: 'ConnectorClass', metadata: { name, ...(annotations ? { annotations } : {}) }, spec };
+  return { apiVersion: API_VERSION, kind: 'ConnectorClass', metadata: { name, ...(annotations ? { annotations } : {}) }, spec: { proxy: {}, ...spec } };
 }
 
 export function connector(namespace: string, name: string, spec: Connector['spec']): Connector {

@@ -87,9 +87,9 @@ function supervise(cmd: string, args: string[], dir: string, served: Served, use
 
 /**
  * Verdaccio requiring login for every read and publish; no uplinks (nothing from the internet).
- * `tls`: Verdaccio itself serves HTTPS with a certificate for `tls.host` from `tls.ca`.
+ * `web`: its web UI on. `tls`: Verdaccio itself serves HTTPS with a certificate for `tls.host` from `tls.ca`.
  */
-export async function startVerdaccio(username = 'npm-tool-user', password = 'npm-tool-pw-V3rd', opts: { tls?: ServeTls } = {}): Promise<PackageRegistry> {
+export async function startVerdaccio(username = 'npm-tool-user', password = 'npm-tool-pw-V3rd', opts: { web?: boolean; tls?: ServeTls } = {}): Promise<PackageRegistry> {
   const dir = mkdtempSync(join(tmpdir(), 'cproxy-verdaccio-'));
   const pair = opts.tls ? await opts.tls.ca.issueFiles([opts.tls.host, '127.0.0.1']) : undefined;
   writeFileSync(join(dir, 'htpasswd'), htpasswd(username, password));
@@ -98,7 +98,7 @@ export async function startVerdaccio(username = 'npm-tool-user', password = 'npm
     'auth:', '  htpasswd:', `    file: ${join(dir, 'htpasswd')}`, '    max_users: -1',
     'uplinks: {}',
     'packages:', "  '**':", '    access: $authenticated', '    publish: $authenticated', '    unpublish: $authenticated',
-    'web: {enable: false}',
+    `web: {enable: ${opts.web === true}}`,
     'log: {type: stdout, format: json, level: warn}',
     ...(pair ? ['https:', `  key: ${pair.keyFile}`, `  cert: ${pair.certFile}`] : []),
   ].join('\n') + '\n');
