@@ -50,6 +50,8 @@ if [ $want_test -eq 1 ]; then
   # Verdaccio (npm) and pypiserver (PyPI) for test/package-registries.test.ts (pinned, cached).
   command -v python3 >/dev/null || apt_install python3 python3-venv
   bash scripts/install-package-registries.sh
+  # HTTPS tools for the interception tests: nginx (TLS) in front of git http-backend via fcgiwrap.
+  apt_install nginx-light fcgiwrap
 fi
 if [ $want_bench -eq 1 ]; then
   apt_install wrk nginx-light

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { FLAG_DEFINITIONS, flagEnvVar, parseFlagValue, type ExplicitFlag, type FeatureFlagName } from './flags/feature-flags';
+import { CA_BUNDLE_FILE, CA_CERT_FILE, DEFAULT_CA_SECRET } from './tls/ca-names';
 
 /** Where scripts/install-opa.sh puts things; shared by fresh clones on one machine. */
 const CACHE = process.env.CONNECTORS_PROXY_CACHE ?? join(homedir(), '.cache', 'connectors-proxy');
@@ -69,6 +70,11 @@ export interface ProxyConfig {
   namespace: string;
   /** Optional HTTPS listener serving the same proxy; certificate and key reloaded on change. */
   tls?: { listen: { host: string; port: number }; certFile: string; keyFile: string };
+  /**
+   * The forward proxy's CA for TLS interception (src/tls/proxy-ca.ts): the Secret `secretName`
+   * in `namespace` (kubernetes source), else `certFile`/`keyFile`, else generated into `dir`.
+   */
+  proxyCa: { secretName: string; certFile?: string; keyFile?: string; dir: string };
 }
 
 function hostPort(value: string): { host: string; port: number } {
@@ -153,7 +159,12 @@ export function buildCli(): Command {
     .addOption(opt('--namespace <ns>', 'the proxy\'s own namespace, where global CA Secrets are read (in a Pod: set from the downward API); embedded mode reads them from the manifests', 'PROXY_NAMESPACE').default(process.env.POD_NAMESPACE || 'connectors-system', '$POD_NAMESPACE, else connectors-system'))
     .addOption(opt('--tls-listen <[host:]port>', 'also serve the proxy over HTTPS here (needs --tls-cert and --tls-key)', 'PROXY_TLS_LISTEN').argParser(hostPort))
     .addOption(opt('--tls-cert <file>', 'PEM certificate (chain) of the HTTPS listener; reloaded when it changes', 'PROXY_TLS_CERT'))
-    .addOption(opt('--tls-key <file>', 'PEM private key of the HTTPS listener; reloaded when it changes', 'PROXY_TLS_KEY'));
+    .addOption(opt('--tls-key <file>', 'PEM private key of the HTTPS listener; reloaded when it changes', 'PROXY_TLS_KEY'))
+    // The proxy CA (forward-proxy TLS interception); its key is never logged nor served.
+    .addOption(opt('--proxy-ca-secret <name>', 'kubernetes.io/tls Secret in --namespace holding the proxy CA (kubernetes source); created with a new CA when absent, edits are picked up', 'PROXY_CA_SECRET').default(DEFAULT_CA_SECRET))
+    .addOption(opt('--proxy-ca-cert <file>', 'PEM certificate of the proxy CA, instead of the Secret or a generated one (needs --proxy-ca-key); reloaded when it changes', 'PROXY_CA_CERT'))
+    .addOption(opt('--proxy-ca-key <file>', 'PEM private key of the proxy CA (may be the same file as --proxy-ca-cert)', 'PROXY_CA_KEY'))
+    .addOption(opt('--proxy-ca-dir <dir>', `files source without --proxy-ca-cert: where the proxy CA is generated once (${CA_BUNDLE_FILE}, key and certificate) and reused; ${CA_CERT_FILE} next to it is the certificate for clients`, 'PROXY_CA_DIR').default(join(CACHE, 'proxy-ca')));
   // Feature flags: `--<key>` alone is true, `--<key>=false` false; given here or in the
   // environment they win over the connectors-config ConfigMap.
   for (const d of FLAG_DEFINITIONS) {
@@ -168,6 +179,7 @@ export function parseConfig(argv: string[]): ProxyConfig {
   const o = cli.opts();
   const tlsGiven = [o.tlsListen, o.tlsCert, o.tlsKey].filter((v) => v !== undefined).length;
   if (tlsGiven !== 0 && tlsGiven !== 3) cli.error('error: --tls-listen, --tls-cert and --tls-key go together (PROXY_TLS_LISTEN, PROXY_TLS_CERT, PROXY_TLS_KEY)');
+  if ((o.proxyCaCert === undefined) !== (o.proxyCaKey === undefined)) cli.error('error: --proxy-ca-cert and --proxy-ca-key go together (PROXY_CA_CERT, PROXY_CA_KEY)');
   if (o.leaderLeaseSeconds < 2) cli.error('error: --leader-lease-seconds must be at least 2');
   const featureFlags: Partial<Record<FeatureFlagName, ExplicitFlag>> = {};
   for (const d of FLAG_DEFINITIONS) {
@@ -199,5 +211,6 @@ export function parseConfig(argv: string[]): ProxyConfig {
     opaBin: o.opa, policyCacheDir: o.policyCacheDir, maxBodyInjectionBytes: o.maxBodyInjectionBytes,
     allowCrossNamespaceSecrets: o.allowCrossNamespaceSecrets === true, namespace: o.namespace,
     tls: tlsGiven === 3 ? { listen: o.tlsListen, certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
+    proxyCa: { secretName: o.proxyCaSecret, certFile: o.proxyCaCert, keyFile: o.proxyCaKey, dir: o.proxyCaDir },
   };
 }

@@ -10,6 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { privateHosts } from './support/hosts';
 import { request } from './support/http';
 import { basic, REPO_ROOT, startProxy, type ProxyProcess } from './support/proxy';
 import { startRegistryHarness, type RegistryHarness } from './support/registry';
@@ -314,16 +315,14 @@ describe('OCI registry token flow through the proxy (skopeo, crane, docker-regis
   });
 
   test('host form (c-<name>.<ns>.<domain>) with crane and skopeo, the name resolved through a private /etc/hosts', async (t) => {
-    const hosts = join(work, 'hosts');
-    writeFileSync(hosts, `127.0.0.1 c-registry-h.team.${DOMAIN}\n${readFileSync('/etc/hosts', 'utf8')}`);
     // A mount namespace gives the clients their own /etc/hosts; the machine's stays untouched.
-    const probe = await run('unshare', ['-m', 'sh', '-c', `mount --bind ${hosts} /etc/hosts && getent hosts c-registry-h.team.${DOMAIN}`]);
-    if (probe.code !== 0) {
-      t.skip(`cannot give the clients a private /etc/hosts here (unshare -m: ${probe.stderr.trim()})`);
+    const ns = await privateHosts(work, [`c-registry-h.team.${DOMAIN}`]);
+    if ('unavailable' in ns) {
+      t.skip(ns.unavailable);
       return;
     }
     const inNs = (cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> =>
-      run('unshare', ['-m', 'sh', '-c', `mount --bind "$0" /etc/hosts && exec "$@"`, hosts, cmd, ...args], { env: { ...process.env, HOME: work, ...env }, timeoutMs: 120_000 });
+      ns.hosts.run(cmd, args, { env: { ...process.env, HOME: work, ...env }, timeoutMs: 120_000 });
     const l = await layer('hostform', { 'h.txt': 'host form\n' });
     const ref = `c-registry-h.team.${DOMAIN}:${proxy.port}/hostform/img:1`;
     ok(await inNs(CRANE, ['--insecure', 'append', '--oci-empty-base', '-f', l.path, '-t', ref], { DOCKER_CONFIG: goodConfig }), 'crane push (host form)');
