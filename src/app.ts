@@ -31,6 +31,9 @@ import { PolicyStore } from './rego/policy-store';
 import type { FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { FeatureFlags } from './flags/feature-flags';
+import { createProxyCa, type ProxyCa } from './tls/proxy-ca';
+import { LeafCertificates } from './tls/leaf-certs';
+import type { KubeWatchApi } from './kube/client';
 import { ConfigMapFlagSource } from './flags/configmap-source';
 import { LeaderElector } from './cluster/leader-election';
 import { ConnectorServices, podHostSuffixes } from './cluster/connector-services';
@@ -85,6 +88,13 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     () => store.counts());
   const source = cfg.source === 'kubernetes' ? kubernetesSource(cfg, store, metrics, log, flags) : fileSource(cfg, store, metrics, log);
   const auth = source.auth;
+  // The CA that intercepts https_proxy traffic to Connector origins (issue 16): a Secret in
+  // Kubernetes mode (created by the first replica), files or a generated one otherwise.
+  const proxyCa: ProxyCa = createProxyCa(cfg, { log, kube: source.kube, onReload: (ok) => metrics.reloads.labels('proxy-ca', ok ? 'ok' : 'error').inc() });
+  // Given files must be usable at start (like --tls-cert); a Secret may come later (CONNECT answers 503 until then).
+  if (cfg.proxyCa.certFile !== undefined || cfg.source !== 'kubernetes') await proxyCa.ready;
+  else proxyCa.ready.catch((err: Error) => log.error({ err: err.message }, 'proxy CA not loaded: CONNECT to Connector origins answers 503'));
+  const leaves = new LeafCertificates(proxyCa);
   const addressOptions = { domain: cfg.domain, proto: cfg.proto, publicUrl: cfg.publicUrl };
   const prober = cfg.probes.enabled
     ? new StatusProber(store, source.statusSink, log, {
@@ -121,30 +131,32 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     address: addressOptions,
     limits: { maxUrlLength: cfg.maxUrlLength },
     flags,
+    caCertPem: () => proxyCa.caCertPem(),
+    connect: {
+      certificates: leaves,
+      tunnels: () => flags.enabled('enable-connect-tunnels'),
+      tunnelsFlag: 'enable-connect-tunnels=false',
+      connectTimeoutMs: cfg.connectTimeoutMs,
+      serverOptions: serverOptionsOf(cfg),
+    },
   });
-  const serverOptions: ServerOptions = {
-    maxHeaderSize: cfg.maxHeaderSize,
-    keepAliveTimeout: cfg.clientKeepAliveMs,
-    headersTimeout: cfg.clientHeadersTimeoutMs,
-    // Long git pushes and image uploads must not be cut by a whole-request deadline;
-    // idle clients are bounded by the headers timeout and keep-alive timeout instead.
-    requestTimeout: 0,
-    // How often the headers timeout is checked (Node's default, 30 s, would let a
-    // slowloris client hold a socket up to 30 s past --client-headers-timeout-ms).
-    connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(cfg.clientHeadersTimeoutMs / 4))),
-  };
+  const serverOptions: ServerOptions = serverOptionsOf(cfg);
   const server = createServer(serverOptions);
   // The HTTPS listener serves the same handlers; a bad certificate or key at start is fatal.
   const tls = cfg.tls && new TlsReloader(cfg.tls.certFile, cfg.tls.keyFile, log, (ok) => metrics.reloads.labels('tls', ok ? 'ok' : 'error').inc());
   const tlsServer = tls && createHttpsServer({ ...serverOptions, ...tls.secureContext });
   const servers = tlsServer ? [server, tlsServer] : [server];
   const active = proxy;
-  for (const s of servers) {
-    // A stalled upload or a client that stopped reading is cut (no 'timeout' listener:
-    // Node destroys the socket); Upgrade sessions drop this timer when they start.
+  // The server that parses the requests inside intercepted tunnels has the same limits. A
+  // stalled upload or a client that stopped reading is cut (no 'timeout' listener: Node
+  // destroys the socket); Upgrade sessions drop this timer when they start. One more header
+  // field than the limit is parsed, so that "too many" is seen and refused (limits.ts).
+  const intercept = proxy.interceptServer;
+  for (const s of intercept ? [...servers, intercept] : servers) {
     s.timeout = cfg.clientIdleTimeoutMs;
-    // One more than the limit, so that "too many" is seen and refused (limits.ts).
     s.maxHeadersCount = PARSED_HEADER_FIELDS;
+  }
+  for (const s of servers) {
     s.on('request', proxy.handleRequest);
     s.on('checkContinue', proxy.handleRequest);
     s.on('upgrade', proxy.handleUpgrade);
@@ -180,12 +192,30 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       const deadline = Date.now() + cfg.shutdownGraceMs;
       while (active.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       for (const s of servers) s.closeAllConnections();
+      intercept?.closeAllConnections();
+      proxyCa.stop();
+      leaves.close();
       await closed;
       accessLog.flush();
       await new Promise<void>((resolve) => ops.close(() => resolve()));
       await pools.close();
       await source.close();
     },
+  };
+}
+
+/** The HTTP server options of every listener (and of the server inside intercepted tunnels). */
+function serverOptionsOf(cfg: ProxyConfig): ServerOptions {
+  return {
+    maxHeaderSize: cfg.maxHeaderSize,
+    keepAliveTimeout: cfg.clientKeepAliveMs,
+    headersTimeout: cfg.clientHeadersTimeoutMs,
+    // Long git pushes and image uploads must not be cut by a whole-request deadline;
+    // idle clients are bounded by the headers timeout and keep-alive timeout instead.
+    requestTimeout: 0,
+    // How often the headers timeout is checked (Node's default, 30 s, would let a
+    // slowloris client hold a socket up to 30 s past --client-headers-timeout-ms).
+    connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(cfg.clientHeadersTimeoutMs / 4))),
   };
 }
 
@@ -196,6 +226,8 @@ interface Source {
   readonly statusSink: StatusSink;
   /** Kubernetes mode: the leader election (only the leader probes and writes). */
   readonly leader?: LeaderElector;
+  /** Kubernetes mode: the API client (the proxy CA's Secret is read and created through it). */
+  readonly kube?: KubeWatchApi;
   /** Kubernetes mode: what the conditions learn from the c-<name> Services. */
   readonly checks?: Partial<ProberOptions>;
   /** Stops watching (no more index changes). */
@@ -293,6 +325,7 @@ function kubernetesSource(cfg: ProxyConfig, store: ObjectStore, metrics: ProxyMe
   let released: Promise<void> | undefined;
   return {
     auth,
+    kube: client,
     statusSink: k.writeStatus ? new KubeStatusSink(client, log, isLeader) : MEMORY_SINK,
     leader,
     checks: services ? {

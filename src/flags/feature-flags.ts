@@ -25,6 +25,7 @@ export const FLAG_DEFINITIONS = [
   { key: 'enable-multi-connector', default: false, description: 'render configurations of several Connectors at once' },
   { key: 'enable-custom-ca-certs', default: false, description: 'trust private CAs for HTTPS tools: the Connector\'s spec.caCertSecretRef Secret and the Secrets labelled connectors.cpaas.io/ca-cert="true" in --namespace, on top of the system roots' },
   { key: 'enable-pod-image-pull-via-connector', default: false, description: 'the docs\' Pod image rewrite webhook (not read by this proxy)' },
+  { key: 'enable-connect-tunnels', default: true, description: 'https_proxy: relay CONNECT to targets that are no listed Connector\'s https origin as plain TCP tunnels (never intercepted, no credentials); off: 403' },
 ] as const satisfies readonly FlagDefinition[];
 
 export type FeatureFlagName = (typeof FLAG_DEFINITIONS)[number]['key'];

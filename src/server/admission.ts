@@ -9,6 +9,7 @@ import type { Extracted } from '../auth/extractor';
 import type { ResponseProfile } from '../http/profile';
 import { FORWARD_PROFILE } from '../http/profile';
 import type { Route } from '../routes/route';
+import type { UpstreamTrust } from '../tls/ca-trust';
 import type { RouteTable } from '../routes/route-table';
 import { mapMaybe, type MaybePromise } from '../util/maybe';
 import { PROXY_AUTHENTICATE, parseAuthority, parseProxyAuthorization, parseTarget, printableHost, sameAuthority, targetMatches, type ForwardTarget, type ProxyCredentials } from './forward-proxy';
@@ -27,6 +28,11 @@ export interface Admitted {
   readonly user: string;
   /** Headers that carried the client's token (found by the class's auth extractor). */
   readonly dropHeaders: ReadonlySet<string> | undefined;
+  /**
+   * Without a route: the CA trust of a listed Connector of the same origin (a path outside its
+   * address prefix goes without credentials, but to the same tool, verified the same way).
+   */
+  readonly trust?: UpstreamTrust;
 }
 
 export interface Refusal {
@@ -191,13 +197,16 @@ export class Admissions {
    */
   private toTarget(target: ForwardTarget, creds: ProxyCredentials, scheme: 'proxy' | 'tunnel'): MaybePromise<Admission> {
     let matched: Route | undefined;
+    let sameOrigin: Route | undefined;
     for (const ref of creds.connectors) {
       const r = this.routes.route(ref.namespace, ref.name);
-      if (r !== undefined && r.forwardTargets.some((p) => targetMatches(p, target))) { matched = r; break; }
+      if (r === undefined) continue;
+      if (r.forwardTargets.some((p) => targetMatches(p, target))) { matched = r; break; }
+      if (sameOrigin === undefined && r.forwardTargets.some((p) => p.origin === target.origin)) sameOrigin = r;
     }
     const refs = matched === undefined ? creds.connectors : [matched];
     const admitted = (d: AuthDecision & { allowed: true }): Admission => {
-      if (matched === undefined) return { admitted: true, route: undefined, target, publicPrefix: undefined, profile: FORWARD_PROFILE, user: d.user, dropHeaders: undefined };
+      if (matched === undefined) return { admitted: true, route: undefined, target, publicPrefix: undefined, profile: FORWARD_PROFILE, user: d.user, dropHeaders: undefined, trust: sameOrigin?.trust };
       if (matched.broken !== undefined) return refusal(502, `${matched.label} cannot be used: ${matched.broken}`, { route: matched, connector: matched.key, user: d.user });
       return { admitted: true, route: matched, target, publicPrefix: undefined, profile: FORWARD_PROFILE, user: d.user, dropHeaders: undefined };
     };

@@ -12,6 +12,7 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import { settle, type MaybePromise } from '../util/maybe';
 import type { Admissions, ConnectAdmission, Refusal, TunnelContext } from './admission';
 import { classifyUpstreamError, sendSocketError } from './errors';
+import { ProxyCaUnavailableError } from '../tls/leaf-certs';
 
 /** Leaf certificates of the proxy CA (src/tls/leaf-certs.ts). */
 export interface InterceptCertificates {
@@ -36,6 +37,7 @@ export interface ConnectOptions {
 }
 
 const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
+const RETRY_SOON = Object.freeze({ 'retry-after': '1' });
 
 export class ConnectHandler {
   /** Plain tunnels open now (drain, metrics). */
@@ -82,7 +84,12 @@ export class ConnectHandler {
       this.o.record(req, 200, a.user, started);
       this.o.serve(tls, tunnel);
     }, (err) => {
-      this.refuse(req, socket, { admitted: false, status: 502, message: `cannot intercept TLS for ${tunnel.authority}: ${(err as Error).message}` }, started);
+      // No CA yet (Kubernetes mode, before the Secret is read or created): try again soon.
+      const unavailable = err instanceof ProxyCaUnavailableError;
+      this.refuse(req, socket, {
+        admitted: false, status: unavailable ? 503 : 502, headers: unavailable ? RETRY_SOON : undefined,
+        message: `cannot intercept TLS for ${tunnel.authority}: ${(err as Error).message}`,
+      }, started);
     });
   }
 

@@ -88,7 +88,7 @@ export class Pipeline {
           return end({ status: failure.status });
         }
         // 6. Dispatch; the response comes back through the ModifyResponse stages.
-        const dispatcher = this.deps.pools.get(out.origin, a.route?.trust);
+        const dispatcher = this.deps.pools.get(out.origin, a.route?.trust ?? a.trust);
         if (client.res !== undefined) this.relay(dispatcher, way, req, client.res, a, out, end);
         else this.relayUpgrade(dispatcher, req, client.socket, client.head, a, out, end);
       }, () => undefined);

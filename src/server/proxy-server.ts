@@ -44,6 +44,8 @@ export interface ProxyDeps {
   readonly limits: RequestLimits;
   /** Feature flags (the Connectors API gateway's), read on every request. */
   readonly flags: GatewayFlags;
+  /** The proxy CA's certificate (PEM, public), for `GET /ca.crt` and the configuration files. */
+  readonly caCertPem?: () => string | undefined;
   /** HTTPS forward proxy: the proxy CA's leaf certificates; without them CONNECT gets 405. */
   readonly connect?: {
     readonly certificates: InterceptCertificates;
@@ -125,7 +127,8 @@ export class ProxyServer {
       case 'host-form':
       case 'path-form': return this.pipeline.serve(this.reverse, req, { res });
       case 'gateway': return this.pipeline.serve(this.gateway, req, { res });
-      case 'configurations': return serveConfigurations(req, res, { store: this.deps.store, admissions: this.admissions, address: this.deps.address, log: this.deps.log });
+      case 'configurations': return serveConfigurations(req, res, { store: this.deps.store, admissions: this.admissions, address: this.deps.address, log: this.deps.log, proxyCaPem: this.deps.caCertPem });
+      case 'ca-certificate': return this.caCertificate(req, res);
       case 'registry-base': return this.registryBase(req, res);
       case 'connect': return this.pipeline.refuse(this.reverse, req, { res }, 405, CONNECT_REFUSED, CONNECT_ALLOW);
     }
@@ -162,6 +165,24 @@ export class ProxyServer {
     if (over !== undefined) return this.pipeline.refuse(this.intercepted, req, { socket, head }, over.status, over.message);
     this.pipeline.serve(this.intercepted, req, { socket, head });
   };
+
+  /** `GET /ca.crt`: the proxy CA's certificate, which clients trust for https_proxy (public, no token). */
+  private caCertificate(req: IncomingMessage, res: ServerResponse): void {
+    this.pipeline.local(this.reverse, req, (done) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        sendError(res, 405, 'the proxy CA certificate is read with GET', { allow: 'GET, HEAD' });
+        return done(405);
+      }
+      const pem = this.deps.caCertPem?.();
+      if (pem === undefined) {
+        sendError(res, 503, 'the proxy CA is not loaded yet; try again', { 'retry-after': '1' });
+        return done(503);
+      }
+      res.writeHead(200, { 'content-type': 'application/x-pem-file', 'content-length': Buffer.byteLength(pem), 'cache-control': 'no-cache' });
+      res.end(req.method === 'HEAD' ? undefined : pem);
+      done(200);
+    });
+  }
 
   /** `GET|HEAD /v2/`: 401 with a Basic challenge until the token is valid, then 200. */
   private registryBase(req: IncomingMessage, res: ServerResponse): void {

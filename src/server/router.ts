@@ -8,7 +8,7 @@ import { isRegistryBase } from '../oci/registry-base';
 import { CONFIGURATIONS_PREFIX } from './configurations';
 import type { Resolver } from './resolve';
 
-export type WayName = 'connect' | 'forward' | 'host-form' | 'configurations' | 'registry-base' | 'gateway' | 'path-form';
+export type WayName = 'connect' | 'forward' | 'host-form' | 'configurations' | 'ca-certificate' | 'registry-base' | 'gateway' | 'path-form';
 
 interface Row {
   readonly way: WayName;
@@ -24,6 +24,8 @@ const TABLE: readonly Row[] = [
   { way: 'host-form', when: (req, _url, resolver) => req.headers.host !== undefined && resolver.connectorHost(req.headers.host) !== undefined },
   // `/configurations/files?connectors=...` and `/configurations/namespaces/<ns>/connectors/<name>[/...]`: rendered client files.
   { way: 'configurations', when: (_req, url) => url.startsWith(CONFIGURATIONS_PREFIX) },
+  // `/ca.crt`: the proxy CA's certificate, which https_proxy clients trust.
+  { way: 'ca-certificate', when: (_req, url) => url === '/ca.crt' || url.startsWith('/ca.crt?') },
   // `/v2/`: the registry version check of OCI clients (the proxy answers as a registry).
   { way: 'registry-base', when: (_req, url) => isRegistryBase(url) },
   // `/connectors/v1alpha1/<ns>/<name>/path/<api-path>`: the Connectors API gateway (src/gateway/).
