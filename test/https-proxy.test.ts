@@ -273,7 +273,7 @@ describe('real clients through https_proxy (intercepted Connector origins)', () 
     assert.ok(lines.some((l) => /^POST \/demo\.git\/git-upload-pack 200 git-tool-user$/.test(l)), lines.join('\n'));
     assert.ok(lines.some((l) => /^POST \/demo\.git\/git-receive-pack 200 git-tool-user$/.test(l)), lines.join('\n'));
     assert.ok(lines.every((l) => / (git-tool-user|-)$/.test(l)), lines.join('\n'));
-    assert.match(proxy.logs(), /"way":"connect","connector":"team\/git"[^\n]*"path":"\/demo\.git\/git-receive-pack","status":200/);
+    await proxy.waitForLog(/"way":"connect","connector":"team\/git"[^\n]*"path":"\/demo\.git\/git-receive-pack","status":200/);
   });
 
   test('git with another team\'s token: the CONNECT is refused (403), nothing reaches nginx', T, async (t) => {
