@@ -80,6 +80,11 @@ export class ProxyServer {
   readonly interceptServer: Server | undefined;
   /** The tunnel each decrypted connection belongs to. */
   private readonly tunnels = new WeakMap<object, TunnelContext>();
+  /**
+   * Sockets the listeners handed over (Upgrade sessions, CONNECT tunnels): the HTTP server no
+   * longer closes them, yet still waits for them in close(), so shutdown must cut them.
+   */
+  private readonly detached = new Set<Duplex>();
 
   constructor(private readonly deps: ProxyDeps) {
     this.pipeline = new Pipeline(deps);
@@ -118,6 +123,16 @@ export class ProxyServer {
     return this.pipeline.active;
   }
 
+  /** Shutdown, once the grace period is over: cuts the Upgrade sessions and CONNECT tunnels still open. */
+  closeDetached(): void {
+    for (const s of this.detached) s.destroy();
+  }
+
+  private detach(socket: Duplex): void {
+    this.detached.add(socket);
+    socket.once('close', () => this.detached.delete(socket));
+  }
+
   /** The `request` and `checkContinue` listener. */
   readonly handleRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const over = overLimit(req, this.deps.limits);
@@ -138,6 +153,7 @@ export class ProxyServer {
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // The HTTP server stops watching a socket it hands over; an unhandled reset would end the process.
     socket.on('error', () => socket.destroy());
+    this.detach(socket);
     const over = overLimit(req, this.deps.limits) ?? refusedUpgrade(req);
     if (over !== undefined) return this.pipeline.refuse(this.reverse, req, { socket, head }, over.status, over.message);
     const way = this.router.wayOf(req);
@@ -147,6 +163,7 @@ export class ProxyServer {
 
   /** The `connect` listener: the HTTPS forward proxy (src/server/connect.ts), or 405 without a proxy CA. */
   readonly handleConnect = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    this.detach(socket);
     if (this.connectHandler !== undefined) return this.connectHandler.handle(req, socket, head);
     socket.on('error', () => socket.destroy());
     this.pipeline.refuse(this.reverse, req, { socket, head }, 405, CONNECT_REFUSED, CONNECT_ALLOW);
