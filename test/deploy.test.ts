@@ -107,11 +107,13 @@ describe('deploy/: kustomize install on a real API server', () => {
     // The docs' flag keys, all "false" as the docs ship them (overview/feature_flags.mdx).
     const cm = find<Obj & { data: Record<string, string> }>(objs, 'ConfigMap');
     assert.deepEqual(Object.keys(cm.data).sort(), FLAG_DEFINITIONS.map((d) => d.key).sort());
-    assert.ok(Object.values(cm.data).every((v) => v === 'false'));
-    // Least privilege in the proxy's own namespace: that ConfigMap and that Lease by name.
+    // Every flag at its default (the docs' keys are all off; enable-connect-tunnels is on).
+    for (const d of FLAG_DEFINITIONS) assert.equal(cm.data[d.key], String(d.default), d.key);
+    // Least privilege in the proxy's own namespace: that ConfigMap and that Lease by name; the
+    // proxy CA Secret is created when absent (create cannot be limited by name).
     const rules = find<Obj & { rules: Array<{ resources: string[]; resourceNames?: string[]; verbs: string[] }> }>(objs, 'Role').rules;
     assert.deepEqual(rules.map((r) => `${r.resources.join(',')}:${(r.resourceNames ?? ['*']).join(',')}:${r.verbs.join(',')}`),
-      ['configmaps:connectors-config:get,list,watch', 'leases:*:create', `leases:${LEADER_LEASE}:get,update`]);
+      ['configmaps:connectors-config:get,list,watch', 'leases:*:create', `leases:${LEADER_LEASE}:get,update`, 'secrets:*:create']);
     const ns = find(objs, 'Namespace');
     assert.equal(ns.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'restricted');
     for (const o of objs) {
