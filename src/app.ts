@@ -122,6 +122,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   source.leader?.onChange(runProber);
 
   const accessLog = new AccessLog(log);
+  const shed = metrics.counter('connectors_proxy_shed_total', 'Requests answered 503 by admission control, by cap (exchanges in flight, client connections).', ['reason']);
   proxy = new ProxyServer({
     // Kubernetes mode: also the names Pods use for c-<name> (c-<name>.<ns>, .svc, .svc.<cluster domain>).
     store, routes, resolver: new Resolver(cfg.domain, cfg.source === 'kubernetes' ? podHostSuffixes(cfg.domain, cfg.kubernetes.clusterDomain) : []),
@@ -130,6 +131,8 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     proto: cfg.proto,
     address: addressOptions,
     limits: { maxUrlLength: cfg.maxUrlLength },
+    capacity: { maxExchanges: cfg.maxConcurrentExchanges ?? 0, maxConnections: cfg.maxClientConnections ?? 0 },
+    onShed: (reason) => shed.labels(reason).inc(),
     flags,
     caCertPem: () => proxyCa.caCertPem(),
     connect: {
@@ -156,7 +159,11 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     s.timeout = cfg.clientIdleTimeoutMs;
     s.maxHeadersCount = PARSED_HEADER_FIELDS;
   }
+  metrics.gaugeFrom('connectors_proxy_client_connections', 'Client connections open now, and the cap (0: none).', 'kind',
+    () => ({ open: proxy!.shedder.connections, cap: cfg.maxClientConnections ?? 0 }));
   for (const s of servers) {
+    // The socket a request arrives on: the TLS one on the HTTPS listener.
+    s.on(s === tlsServer ? 'secureConnection' : 'connection', proxy.shedder.onConnection);
     s.on('request', proxy.handleRequest);
     s.on('checkContinue', proxy.handleRequest);
     s.on('upgrade', proxy.handleUpgrade);

@@ -60,6 +60,9 @@ export interface ProxyConfig {
   maxHeaderSize: number;
   /** Longest request target (→ 414). */
   maxUrlLength: number;
+  /** Admission control (issue 19): undefined = derived from the container's memory limit; 0 = no cap. */
+  maxConcurrentExchanges: number | undefined;
+  maxClientConnections: number | undefined;
   shutdownGraceMs: number;
   watch: boolean;
   opaBin: string;
@@ -150,6 +153,8 @@ export function buildCli(): Command {
     .addOption(opt('--client-idle-timeout-ms <ms>', 'longest silence on a client connection while a request is open (a stalled upload, a client that stops reading); Upgrade sessions are exempt; 0 = none', 'PROXY_CLIENT_IDLE_TIMEOUT_MS').default(300_000).argParser(positiveInt))
     .addOption(opt('--max-header-size <bytes>', 'largest request header block (→ 431)', 'PROXY_MAX_HEADER_SIZE').default(32 * 1024).argParser(positiveInt))
     .addOption(opt('--max-url-length <chars>', 'longest request target (→ 414)', 'PROXY_MAX_URL_LENGTH').default(8 * 1024).argParser(positiveInt))
+    .addOption(opt('--max-concurrent-exchanges <n>', 'requests relayed at once (Upgrade sessions and CONNECT tunnels included); beyond it 503 with Retry-After before any upstream work; 0 = no cap; default: derived from the container\'s memory limit', 'PROXY_MAX_CONCURRENT_EXCHANGES').argParser(positiveInt))
+    .addOption(opt('--max-client-connections <n>', 'open client connections; a connection beyond it gets 503 with Retry-After on its first request and is closed; 0 = no cap; default: derived from the container\'s memory limit', 'PROXY_MAX_CLIENT_CONNECTIONS').argParser(positiveInt))
     .addOption(opt('--shutdown-grace-ms <ms>', 'on SIGTERM, how long in-flight requests may finish', 'PROXY_SHUTDOWN_GRACE_MS').default(30_000).argParser(positiveInt))
     .addOption(opt('--no-watch', 'do not reload manifests and tokens on change', 'PROXY_NO_WATCH'))
     .addOption(opt('--opa <path>', `OPA binary that compiles Rego policies to wasm (scripts/install-opa.sh builds ${OPA_VERSION})`, 'PROXY_OPA').default(defaultOpa()))
@@ -195,6 +200,7 @@ export function parseConfig(argv: string[]): ProxyConfig {
     upstreamKeepAliveMs: o.upstreamKeepaliveMs, clientKeepAliveMs: o.clientKeepaliveMs,
     clientHeadersTimeoutMs: o.clientHeadersTimeoutMs, clientIdleTimeoutMs: o.clientIdleTimeoutMs,
     maxHeaderSize: o.maxHeaderSize, maxUrlLength: o.maxUrlLength, shutdownGraceMs: o.shutdownGraceMs,
+    maxConcurrentExchanges: o.maxConcurrentExchanges, maxClientConnections: o.maxClientConnections,
     watch: o.watch !== false,
     kubernetes: {
       kubeconfig: o.kubeconfig, context: o.context, tokenAudiences: o.tokenAudiences,

@@ -57,15 +57,34 @@ export class AccessLog {
 
   write(r: AccessRecord): void {
     if (!this.log.isLevelEnabled('info')) return;
-    let line = `{"level":30,"time":${Date.now()}${this.bindings},"way":${JSON.stringify(r.way)}`;
-    if (r.connector !== undefined) line += `,"connector":${JSON.stringify(r.connector)}`;
-    if (r.user !== undefined) line += `,"user":${JSON.stringify(r.user)}`;
-    if (r.method !== undefined) line += `,"method":${JSON.stringify(r.method)}`;
-    line += `,"path":${JSON.stringify(r.path)},"status":${r.status},"ms":${r.ms}`;
+    // One clock reading per event-loop turn: the lines of a turn are written together anyway.
+    if (this.pending === '') {
+      this.now = Date.now();
+      setImmediate(this.flush);
+    }
+    let line = `{"level":30,"time":${this.now}${this.bindings},"way":${this.quoted(r.way)}`;
+    if (r.connector !== undefined) line += `,"connector":${this.quoted(r.connector)}`;
+    if (r.user !== undefined) line += `,"user":${this.quoted(r.user)}`;
+    if (r.method !== undefined) line += `,"method":${this.quoted(r.method)}`;
+    line += `,"path":${jsonString(r.path)},"status":${r.status},"ms":${r.ms}`;
     if (r.upstreamError !== undefined) line += `,"upstreamError":${JSON.stringify(r.upstreamError)}`;
     if (r.clientAborted === true) line += ',"clientAborted":true';
-    if (this.pending === '') setImmediate(this.flush);
     this.pending += line + ',"msg":"request"}\n';
+  }
+
+  private now = 0;
+  /** JSON of the few values that repeat on every line (ways, Connectors, users, methods). */
+  private readonly memo = new Map<string, string>();
+
+  private quoted(s: string): string {
+    let q = this.memo.get(s);
+    if (q === undefined) {
+      q = jsonString(s);
+      // Bounded: these are names, but a client chooses its method and a token file its users.
+      if (this.memo.size >= 4096) this.memo.clear();
+      this.memo.set(s, q);
+    }
+    return q;
   }
 
   /** Writes the lines held for this turn (also before the process exits). */
@@ -75,4 +94,13 @@ export class AccessLog {
     this.pending = '';
     this.stream.write(lines);
   };
+}
+
+/** A JSON string literal: JSON.stringify only when something must be escaped (rare in paths). */
+function jsonString(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
+  }
+  return `"${s}"`;
 }

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Resolver } from '../src/server/resolve';
 import { desiredService, isManagedService, podHostSuffixes, proxyTarget, serviceNameFor } from '../src/cluster/connector-services';
-import { FeatureFlags, flagEnvVar, parseFlagValue } from '../src/flags/feature-flags';
+import { FLAG_DEFINITIONS, FeatureFlags, flagEnvVar, parseFlagValue } from '../src/flags/feature-flags';
 import { parseExecCredential } from '../src/kube/exec-credentials';
 import { parseConfig } from '../src/config';
 import { classProxyAddress } from '../src/status/proxy-address';
@@ -94,7 +94,7 @@ describe('feature flags', () => {
     flags.applyConfigMap({ 'enable-multi-connector': 'true' }, 'cm');
     flags.applyConfigMap(undefined, 'cm');
     assert.deepEqual(heard, ['enable-connector-proxy-permissions=true', 'enable-connector-proxy-permissions=false', 'enable-multi-connector=true', 'enable-multi-connector=false']);
-    assert.equal(flags.snapshot().length, 7);
+    assert.equal(flags.snapshot().length, FLAG_DEFINITIONS.length);
   });
 
   test('CLI: `--<flag>` alone is true, `--<flag>=false` false, the environment variable reads "false" as false; only explicit values are recorded', () => {

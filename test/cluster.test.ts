@@ -13,6 +13,7 @@
 //    Lease once it expired, writes what changed meanwhile, and nothing was written twice (the
 //    API server's audit log tells which replica sent each write);
 //  - a kubeconfig whose user is an exec credential plugin (a shell script printing an ExecCredential).
+import { FLAG_DEFINITIONS } from '../src/flags/feature-flags';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -429,7 +430,7 @@ spec:
     assert.deepEqual(flags.get('enable-custom-ca-certs'), [false, 'env']);
     assert.deepEqual(flags.get('enable-multi-connector'), [true, 'configmap']);
     assert.deepEqual(flags.get('enable-connectors-approval'), [false, 'configmap']);
-    assert.equal(flags.size, 7, 'every flag of the docs');
+    assert.equal(flags.size, FLAG_DEFINITIONS.length, 'every flag: the docs\' seven and enable-connect-tunnels');
     assert.equal((await viaHost(c, `c-git.${NS}`)).status, 200, 'C: the CLI said false');
     assert.equal((await viaHost(b, `c-git.${NS}`)).status, 403, 'B: the ConfigMap says true');
     assert.equal((await opsStatus(c)).leader, undefined, '--no-write-status: C takes no part in the election');

@@ -263,11 +263,16 @@ async function mount(q: Record<string, string>, token = TOKEN): Promise<{ status
 describe('what the CSI driver mounts: GET /configurations/files (connectors_csi.mdx)', () => {
   const host = (): string => `127.0.0.1:${port}`;
 
-  test('built-in files for one Connector: .env, http.proxy, https.proxy, context.token, connector.status.proxyAddress; no CA files without a CA', async () => {
+  test('built-in files for one Connector: .env, http.proxy, https.proxy, context.token, connector.status.proxyAddress, and the proxy CA as ca.crt, ca.cert, context.proxy.caCert', async () => {
     const r = await mount({ connectors: `${NS}/repo` });
     assert.equal(r.status, 200, r.text);
     const url = `http://${NS}%2Frepo:${TOKEN}@${host()}`;
-    assert.deepEqual(Object.keys(r.files).sort(), ['.env', 'connector.status.proxyAddress', 'context.token', 'http.proxy', 'https.proxy']);
+    assert.deepEqual(Object.keys(r.files).sort(), ['.env', 'ca.cert', 'ca.crt', 'connector.status.proxyAddress', 'context.proxy.caCert', 'context.token', 'http.proxy', 'https.proxy']);
+    // The CA https_proxy clients trust: the one the proxy serves at /ca.crt.
+    const ca = await request(`http://${host()}/ca.crt`);
+    assert.equal(ca.status, 200);
+    assert.match(ca.text, /^-----BEGIN CERTIFICATE-----/);
+    for (const f of ['ca.crt', 'ca.cert', 'context.proxy.caCert']) assert.equal(r.files[f], ca.text, f);
     assert.equal(r.files['http.proxy'], url);
     assert.equal(r.files['https.proxy'], url);
     assert.equal(r.files['context.token'], TOKEN);
@@ -294,9 +299,9 @@ describe('what the CSI driver mounts: GET /configurations/files (connectors_csi.
   });
 
   test('!<file> excludes built-in and class files; configurations override built-ins; unknown names fail only when none is found', async () => {
-    const r = await mount({ connectors: `${NS}/repo`, 'configuration.names': 'gitconfig,nope,!context.token,!.env' });
+    const r = await mount({ connectors: `${NS}/repo`, 'configuration.names': 'gitconfig,nope,!context.token,!.env,!ca.cert,!context.proxy.caCert' });
     assert.equal(r.status, 200, r.text);
-    assert.deepEqual(Object.keys(r.files).sort(), ['.gitconfig', 'connector.status.proxyAddress', 'http.proxy', 'https.proxy']);
+    assert.deepEqual(Object.keys(r.files).sort(), ['.gitconfig', 'ca.crt', 'connector.status.proxyAddress', 'http.proxy', 'https.proxy']);
     const only = await mount({ connectors: `${NS}/repo`, 'configuration.names': '!context.token' });
     assert.equal(only.status, 200);
     assert.ok(!('context.token' in only.files) && 'http.proxy' in only.files);
@@ -313,7 +318,7 @@ describe('what the CSI driver mounts: GET /configurations/files (connectors_csi.
     assert.equal(r.files['model.txt'],
       `connector=${NS}/m1 address=https://nexus.example.com proxyAddress=http://c-m1.${NS}.localhost:${port}\n` +
       `connectors=m1,m2,\nclass=model proxy=http://${host()} ready=Ready\n` +
-      `token=${TOKEN} ca=[]\nmirror=maven-public registry=npm-proxy extra=x\n` +
+      `token=${TOKEN} ca=[${(await request(`http://${host()}/ca.crt`)).text}]\nmirror=maven-public registry=npm-proxy extra=x\n` +
       `host=${host()} scheme=http\n`);
     assert.doesNotMatch(r.files['model.txt']!, /<no value>/);
     // The caller's value wins over the default.
@@ -376,7 +381,7 @@ describe('the configurations CLI and a real git clone of the original address', 
         // --token, <namespace>/<name> and --names (the CSI attributes).
         const r = await cli(['--connectors', `${NS}/${f.connector}`, '--names', 'gitconfig', '--token', TOKEN, '--dir', home]);
         assert.equal(r.code, 0, r.stderr);
-        assert.deepEqual(r.stdout.toString().trim().split('\n').sort(), ['.env', '.gitconfig', 'connector.status.proxyAddress', 'context.token', 'http.proxy', 'https.proxy'].map((n) => join(home, n)));
+        assert.deepEqual(r.stdout.toString().trim().split('\n').sort(), ['.env', '.gitconfig', 'ca.cert', 'ca.crt', 'connector.status.proxyAddress', 'context.proxy.caCert', 'context.token', 'http.proxy', 'https.proxy'].map((n) => join(home, n)));
       } else {
         // --token-file (a projected ServiceAccount token), a bare name with --namespace, --configuration.
         const tokenFile = join(root, 'sa-token');
@@ -434,7 +439,7 @@ describe('the configurations CLI and a real git clone of the original address', 
     const victim = join(root, 'victim.txt');
     writeFileSync(victim, 'untouched\n', { mode: 0o644 });
     symlinkSync(victim, join(dir, '.gitconfig'));
-    const args = ['--connectors', `${NS}/repo`, '--names', 'gitconfig,!.env,!http.proxy,!https.proxy,!connector.status.proxyAddress,!context.token', '--token', TOKEN, '--dir', dir];
+    const args = ['--connectors', `${NS}/repo`, '--names', 'gitconfig,!.env,!http.proxy,!https.proxy,!connector.status.proxyAddress,!context.token,!ca.crt,!ca.cert,!context.proxy.caCert', '--token', TOKEN, '--dir', dir];
     const first = await cli(args);
     assert.equal(first.code, 0, first.stderr);
     assert.equal(readFileSync(victim, 'utf8'), 'untouched\n', 'the symlink was not written through');

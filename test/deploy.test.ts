@@ -108,9 +108,10 @@ describe('deploy/: kustomize install on a real API server', () => {
     // (overview/feature_flags.mdx), this proxy's own enable-connect-tunnels "true".
     const cm = find<Obj & { data: Record<string, string> }>(objs, 'ConfigMap');
     assert.deepEqual(Object.keys(cm.data).sort(), FLAG_DEFINITIONS.map((d) => d.key).sort());
+    // Every flag at its default (the docs' keys are all off; enable-connect-tunnels is on).
     for (const d of FLAG_DEFINITIONS) assert.equal(cm.data[d.key], String(d.default), d.key);
-    // Least privilege in the proxy's own namespace: that ConfigMap and that Lease by name; create
-    // on Secrets for the proxy CA (create cannot be limited by name).
+    // Least privilege in the proxy's own namespace: that ConfigMap and that Lease by name; the
+    // proxy CA Secret is created when absent (create cannot be limited by name).
     const rules = find<Obj & { rules: Array<{ resources: string[]; resourceNames?: string[]; verbs: string[] }> }>(objs, 'Role').rules;
     assert.deepEqual(rules.map((r) => `${r.resources.join(',')}:${(r.resourceNames ?? ['*']).join(',')}:${r.verbs.join(',')}`),
       ['configmaps:connectors-config:get,list,watch', 'leases:*:create', `leases:${LEADER_LEASE}:get,update`, 'secrets:*:create']);

@@ -23,6 +23,7 @@ import { serveConfigurations } from './configurations';
 import { sendError } from './errors';
 import type { Timeouts } from './exchange';
 import { overLimit, refusedUpgrade, type RequestLimits } from './limits';
+import { LoadShedder, type Capacity, type ShedReason } from './load-shedding';
 import { Pipeline, type Way } from './pipeline';
 import type { Resolver } from './resolve';
 import { Router } from './router';
@@ -42,6 +43,10 @@ export interface ProxyDeps {
   /** Where this proxy is reached (rendered configurations). */
   readonly address: ProxyAddressOptions;
   readonly limits: RequestLimits;
+  /** Admission control: exchanges in flight and client connections (0: no cap). */
+  readonly capacity?: Capacity;
+  /** Called for every request shed by the caps (metrics). */
+  readonly onShed?: (reason: ShedReason) => void;
   /** Feature flags (the Connectors API gateway's), read on every request. */
   readonly flags: GatewayFlags;
   /** The proxy CA's certificate (PEM, public), for `GET /ca.crt` and the configuration files. */
@@ -80,6 +85,8 @@ export class ProxyServer {
   readonly interceptServer: Server | undefined;
   /** The tunnel each decrypted connection belongs to. */
   private readonly tunnels = new WeakMap<object, TunnelContext>();
+  /** The caps of admission control; its `onConnection` goes on every client-facing server. */
+  readonly shedder: LoadShedder;
   /**
    * Sockets the listeners handed over (Upgrade sessions, CONNECT tunnels): the HTTP server no
    * longer closes them, yet still waits for them in close(), so shutdown must cut them.
@@ -88,6 +95,7 @@ export class ProxyServer {
 
   constructor(private readonly deps: ProxyDeps) {
     this.pipeline = new Pipeline(deps);
+    this.shedder = new LoadShedder(deps.capacity ?? { maxExchanges: 0, maxConnections: 0 }, () => this.pipeline.active + this.openTunnels, deps.onShed);
     this.router = new Router(deps.resolver);
     const admissions = this.admissions = new Admissions(deps.resolver, deps.routes, deps.auth);
     this.reverse = { name: 'reverse', admit: (req) => admissions.reverse(req), errorHandler: sendError };
@@ -135,8 +143,8 @@ export class ProxyServer {
 
   /** The `request` and `checkContinue` listener. */
   readonly handleRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const over = overLimit(req, this.deps.limits);
-    if (over !== undefined) return this.pipeline.refuse(this.reverse, req, { res }, over.status, over.message, CLOSE);
+    const over = overLimit(req, this.deps.limits) ?? this.shedder.check(req);
+    if (over !== undefined) return this.pipeline.refuse(this.reverse, req, { res }, over.status, over.message, 'headers' in over ? over.headers : CLOSE);
     switch (this.router.wayOf(req)) {
       case 'forward': return this.pipeline.serve(this.forward, req, { res });
       case 'host-form':
@@ -154,8 +162,8 @@ export class ProxyServer {
     // The HTTP server stops watching a socket it hands over; an unhandled reset would end the process.
     socket.on('error', () => socket.destroy());
     this.detach(socket);
-    const over = overLimit(req, this.deps.limits) ?? refusedUpgrade(req);
-    if (over !== undefined) return this.pipeline.refuse(this.reverse, req, { socket, head }, over.status, over.message);
+    const over = overLimit(req, this.deps.limits) ?? refusedUpgrade(req) ?? this.shedder.check(req);
+    if (over !== undefined) return this.pipeline.refuse(this.reverse, req, { socket, head }, over.status, over.message, 'headers' in over ? over.headers : undefined);
     const way = this.router.wayOf(req);
     if (way === 'connect') return this.pipeline.refuse(this.reverse, req, { socket, head }, 405, CONNECT_REFUSED, CONNECT_ALLOW);
     this.pipeline.serve(way === 'forward' ? this.forward : way === 'gateway' ? this.gateway : this.reverse, req, { socket, head });
@@ -164,6 +172,11 @@ export class ProxyServer {
   /** The `connect` listener: the HTTPS forward proxy (src/server/connect.ts), or 405 without a proxy CA. */
   readonly handleConnect = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     this.detach(socket);
+    const shed = this.shedder.check(req);
+    if (shed !== undefined) {
+      socket.on('error', () => socket.destroy());
+      return this.pipeline.refuse(this.intercepted, req, { socket, head }, shed.status, shed.message, shed.headers);
+    }
     if (this.connectHandler !== undefined) return this.connectHandler.handle(req, socket, head);
     socket.on('error', () => socket.destroy());
     this.pipeline.refuse(this.reverse, req, { socket, head }, 405, CONNECT_REFUSED, CONNECT_ALLOW);
@@ -171,15 +184,15 @@ export class ProxyServer {
 
   /** Requests inside an intercepted tunnel: the limits, then the pipeline as forward-proxy requests of the tunnel's origin. */
   private readonly handleIntercepted = (req: IncomingMessage, res: ServerResponse): void => {
-    const over = overLimit(req, this.deps.limits);
-    if (over !== undefined) return this.pipeline.refuse(this.intercepted, req, { res }, over.status, over.message, CLOSE);
+    const over = overLimit(req, this.deps.limits) ?? this.shedder.check(req);
+    if (over !== undefined) return this.pipeline.refuse(this.intercepted, req, { res }, over.status, over.message, 'headers' in over ? over.headers : CLOSE);
     this.pipeline.serve(this.intercepted, req, { res });
   };
 
   private readonly handleInterceptedUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy());
-    const over = overLimit(req, this.deps.limits) ?? refusedUpgrade(req);
-    if (over !== undefined) return this.pipeline.refuse(this.intercepted, req, { socket, head }, over.status, over.message);
+    const over = overLimit(req, this.deps.limits) ?? refusedUpgrade(req) ?? this.shedder.check(req);
+    if (over !== undefined) return this.pipeline.refuse(this.intercepted, req, { socket, head }, over.status, over.message, 'headers' in over ? over.headers : undefined);
     this.pipeline.serve(this.intercepted, req, { socket, head });
   };
 

@@ -145,8 +145,8 @@ export function forwardProxyUrl(base: string, connectors: readonly Connector[], 
 /**
  * The built-in files (connectors_csi.mdx "Built-in Configurations") for `targets`: `.env`,
  * `http.proxy`, `https.proxy` (one proxy URL listing every Connector with proxy capability),
- * `context.token`, `ca.crt` with its aliases `ca.cert` and `context.proxy.caCert` (only when
- * there is a CA), and `connector.status.proxyAddress` (of the last Connector, as the docs say).
+ * `context.token`, `ca.crt` with its aliases `ca.cert` and `context.proxy.caCert` (the proxy
+ * CA, for Connectors the proxy serves), and `connector.status.proxyAddress` (of the last Connector, as the docs say).
  */
 export function builtinFiles(targets: readonly RenderTarget[], ctx: RenderContext, domain: string): Record<string, string> {
   const files: Record<string, string> = { 'context.token': ctx.token };
@@ -160,9 +160,10 @@ export function builtinFiles(targets: readonly RenderTarget[], ctx: RenderContex
     files['https.proxy'] = url;
     files['.env'] = ['http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY'].map((k) => `${k}=${url}\n`).join('') + `no_proxy=${none}\nNO_PROXY=${none}\n`;
     files['connector.status.proxyAddress'] = served[served.length - 1]!.proxyAddress!;
-  }
-  if (ctx.caPem !== undefined && ctx.caPem !== '') {
-    for (const name of ['ca.crt', 'ca.cert', 'context.proxy.caCert']) files[name] = ctx.caPem;
+    // The CA that https_proxy clients trust: only where the proxy serves (and so intercepts).
+    if (ctx.caPem !== undefined && ctx.caPem !== '') {
+      for (const name of ['ca.crt', 'ca.cert', 'context.proxy.caCert']) files[name] = ctx.caPem;
+    }
   }
   return files;
 }
