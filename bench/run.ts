@@ -471,16 +471,28 @@ async function interception(out: (s: string) => boolean): Promise<{ ratio: numbe
     }
   };
   out(`\nhttps_proxy: GET 1 KiB from the HTTPS tool, reverse mode vs intercepted CONNECT tunnels, one load client (bench/connect-load.ts),\n`);
-  out(`  ${CONNECTIONS} kept-alive connections, ${WARMUP_S} s warm-up then ${DURATION_S} s, a fresh proxy process each\n`);
+  out(`  ${CONNECTIONS} kept-alive connections, ${WARMUP_S} s warm-up then ${DURATION_S} s, a fresh proxy process each${REPEAT > 1 ? `; ${REPEAT} rounds interleaved, medians shown` : ''}\n`);
   out(col('', NAME_W) + rcol('req/s', 10) + rcol('p50 ms', 9) + rcol('p99 ms', 9) + rcol('CPU µs/req', 12) + rcol('non-2xx', 9) + rcol('sock err', 9) + '\n');
-  const rows: Array<[string, Rps]> = [];
-  for (const [name, phase] of [['reverse', 'connect-reverse'], ['connect', 'connect']] as const) {
-    const r = await measure(phase);
-    rows.push([name, r]);
+  // Rounds interleave the two (the machine's load drifts); each column shows the median round.
+  const runs: Record<'reverse' | 'connect', Rps[]> = { reverse: [], connect: [] };
+  for (let round = 0; round < REPEAT; round++) {
+    runs.reverse.push(await measure('connect-reverse'));
+    runs.connect.push(await measure('connect'));
+  }
+  const median = (all: Rps[], f: (x: Rps) => number): number => all.map(f).sort((a, b) => a - b)[Math.floor(all.length / 2)]!;
+  const summary = (all: Rps[]): Rps => ({
+    rps: median(all, (x) => x.rps), requests: median(all, (x) => x.requests), p50ms: median(all, (x) => x.p50ms), p99ms: median(all, (x) => x.p99ms),
+    cpuUsPerReq: median(all, (x) => x.cpuUsPerReq!), non2xx: all.reduce((n, x) => n + x.non2xx, 0), errors: all.reduce((n, x) => n + x.errors, 0),
+  });
+  const [reverse, connect] = [summary(runs.reverse), summary(runs.connect)];
+  for (const [name, r] of [['reverse', reverse], ['connect', connect]] as const) {
     out(col(name, NAME_W) + rcol(fix(r.rps, 0), 10) + rcol(fix(r.p50ms, 2), 9) + rcol(fix(r.p99ms, 2), 9)
       + rcol(fix(r.cpuUsPerReq, 1), 12) + rcol(String(r.non2xx), 9) + rcol(String(r.errors), 9) + '\n');
   }
-  const [reverse, connect] = [rows[0]![1], rows[1]![1]];
+  if (REPEAT > 1) {
+    out(`  per round, connect/reverse req/s: ${runs.connect.map((c, i) => (c.rps / runs.reverse[i]!.rps).toFixed(2)).join(' ')}`
+      + `; CPU/req: ${runs.connect.map((c, i) => (c.cpuUsPerReq! / runs.reverse[i]!.cpuUsPerReq!).toFixed(2)).join(' ')}\n`);
+  }
   const ratio = connect.rps / reverse.rps;
   out(`  connect/reverse: req/s ${ratio.toFixed(2)}x   CPU/req ${(connect.cpuUsPerReq! / reverse.cpuUsPerReq!).toFixed(2)}x\n`);
   const h = await measure('handshake');
