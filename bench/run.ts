@@ -10,6 +10,7 @@ import { TestCa } from '../test/support/test-ca';
 import { startNginx, proxyHttp, upstreamHttp, type Nginx } from './nginx';
 import { PolicyCompiler } from '../src/rego/compiler';
 import { cpuMs, firstLine, freePort, memory, run, start, stop, stopAll, terminateAll, waitUntil } from './procs';
+import type { LoadOptions, LoadResult } from './connect-load';
 
 const env = (name: string, fallback: number): number => {
   const v = Number(process.env[name] ?? fallback);
@@ -59,7 +60,7 @@ interface Peer {
   readonly rpsOnly?: boolean;
 }
 
-type Phase = 'rps' | 'download';
+type Phase = 'rps' | 'download' | 'connect-reverse' | 'connect' | 'handshake';
 interface Rps { rps: number; requests: number; p50ms: number; p99ms: number; non2xx: number; errors: number; cpuUsPerReq?: number }
 interface Download { mbps: number; idleMiB: number | undefined; peakMiB: number | undefined }
 
@@ -170,7 +171,7 @@ async function startThisProxy(phase: Phase, credentials: Credentials = 'static',
   const child = start(process.execPath, [...profileFlags(`proxy-${phase}`), MAIN,
     '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--manifests', join(dir, 'manifests'),
     '--tokens', tokens, '--domain', 'bench.local', '--log-level', 'info', '--shutdown-grace-ms', '2000',
-    '--policy-cache-dir', join(dir, 'policies'), ...(https ? ['--enable-custom-ca-certs'] : []), ...PROXY_ARGS,
+    '--policy-cache-dir', join(dir, 'policies'), '--proxy-ca-dir', join(dir, 'proxy-ca'), ...(https ? ['--enable-custom-ca-certs'] : []), ...PROXY_ARGS,
   ], { cpu: PEER_CPU, stdio: ['ignore', log, log] });
   closeSync(log);
   await waitUntil('connectors-proxy /readyz', async () => {
@@ -210,6 +211,10 @@ const ALL_PEERS: readonly Peer[] = [
 ];
 /** BENCH_PEERS=proxy,undici runs only those (a profiling run, a quick look). */
 const PEERS = process.env.BENCH_PEERS ? ALL_PEERS.filter((p) => process.env.BENCH_PEERS!.split(',').includes(p.name)) : ALL_PEERS;
+/** The https_proxy phase (its own load client): with every peer, or when BENCH_PEERS names `proxy-connect`. */
+const CONNECT_PHASE = !process.env.BENCH_PEERS || process.env.BENCH_PEERS.split(',').includes('proxy-connect');
+/** Connections at once of the handshake run. */
+const HANDSHAKE_CONNECTIONS = 16;
 
 async function wrk(url: string, authorization: string, seconds: number): Promise<Rps> {
   const out = await run('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', join(REPO_ROOT, 'bench', 'report.lua'),
@@ -379,6 +384,13 @@ async function main(): Promise<void> {
   const peaks = new Map<string, number>();
   if (DOWNLOAD) await downloads(out, speed, peaks);
 
+  let intercepted: number | undefined;
+  if (CONNECT_PHASE) {
+    const c = await interception(out);
+    intercepted = c.ratio;
+    failures += c.failures;
+  }
+
   if (PEERS.some((p) => p.name === 'proxy-rego')) await compileTimes(out);
 
   out('\ntargets (measured above, not enforced):\n');
@@ -395,6 +407,7 @@ async function main(): Promise<void> {
   target('rego within 10% of static', rps.has('proxy-rego') ? 1 / vsProxy('proxy-rego')! : undefined, (r) => r >= 0.9, (r) => `${r.toFixed(2)}x`);
   target('proxy >= 2x http-proxy', vsProxy('http-proxy'), (r) => r >= 2, (r) => `${r.toFixed(2)}x`);
   target('streaming >= 1 GB/s', speed.get('proxy'), (v) => v >= 1000, (v) => `${v.toFixed(0)} MB/s`);
+  target('intercepted >= 0.8x reverse', intercepted, (r) => r >= 0.8, (r) => `${r.toFixed(2)}x req/s`);
   target('peak RSS < 128 MiB', peaks.get('proxy'), (v) => v < 128, (v) => `${v.toFixed(1)} MiB`);
   out(`\n${failures === 0 ? 'every response was 2xx' : `${failures} non-2xx responses or socket errors: the numbers above are not valid`}; ${Math.round((Date.now() - began) / 1000)} s\n`);
   if (PROFILE_DIR !== undefined) out(`CPU profiles in ${PROFILE_DIR}: node dist/bench/cpuprofile.js ${PROFILE_DIR}/proxy-rps.cpuprofile\n`);
@@ -418,6 +431,74 @@ async function downloads(out: (s: string) => boolean, speed: Map<string, number>
   }
   out(ratios('MB/s', speed));
   out(httpsRatio('MB/s', speed));
+}
+
+/** One run of bench/connect-load.ts on the load CPU. */
+async function load(o: LoadOptions): Promise<LoadResult> {
+  const text = await run(process.execPath, [join(__dirname, 'connect-load.js'), JSON.stringify(o)], { cpu: LOAD_CPU });
+  const line = text.split('\n').find((l) => l.startsWith('CONNECT_LOAD_JSON '));
+  if (line === undefined) throw new Error(`connect-load printed no result:\n${text}`);
+  return JSON.parse(line.slice('CONNECT_LOAD_JSON '.length)) as LoadResult;
+}
+
+/**
+ * The https_proxy phase: the same HTTPS tool (the upstream's TLS port, private CA via
+ * caCertSecretRef) reached in reverse mode and through an intercepted CONNECT tunnel, by one
+ * load client (wrk speaks no CONNECT), each in a fresh proxy process; then new tunnels with
+ * full TLS handshakes per second (the leaf cached after the first). Returns connect/reverse req/s.
+ */
+async function interception(out: (s: string) => boolean): Promise<{ ratio: number | undefined; failures: number }> {
+  const authority = `127.0.0.1:${upstreamTls.port}`;
+  const proxyAuthorization = 'Basic ' + Buffer.from(`bench/tool:${CLIENT_TOKEN}`).toString('base64');
+  const measure = async (phase: 'connect-reverse' | 'connect' | 'handshake'): Promise<Rps> => {
+    const t = await startThisProxy(phase, 'static', true);
+    try {
+      const origin = new URL(t.base).origin;
+      const ca = await run('curl', ['-sf', `${origin}/ca.crt`], { cpu: LOAD_CPU });
+      const o: LoadOptions = phase === 'connect-reverse'
+        ? { mode: 'reverse', proxyPort: Number(new URL(t.base).port), path: `${new URL(t.base).pathname}/small`, host: new URL(t.base).host, authorization: t.authorization, connections: CONNECTIONS, seconds: DURATION_S }
+        : { mode: phase === 'connect' ? 'connect' : 'handshake', proxyPort: Number(new URL(t.base).port), path: '/small', host: authority, authority, proxyAuthorization, ca,
+          connections: phase === 'handshake' ? HANDSHAKE_CONNECTIONS : CONNECTIONS, seconds: DURATION_S };
+      await load({ ...o, seconds: WARMUP_S });
+      const cpuBefore = cpuMs(t.pid!);
+      const r = await load(o);
+      return {
+        rps: r.requests / (r.durationUs / 1e6), requests: r.requests, p50ms: r.p50us / 1000, p99ms: r.p99us / 1000, non2xx: r.non2xx, errors: r.errors,
+        cpuUsPerReq: ((cpuMs(t.pid!) - cpuBefore) * 1000) / Math.max(1, r.requests),
+      };
+    } finally {
+      await t.stop();
+    }
+  };
+  out(`\nhttps_proxy: GET 1 KiB from the HTTPS tool, reverse mode vs intercepted CONNECT tunnels, one load client (bench/connect-load.ts),\n`);
+  out(`  ${CONNECTIONS} kept-alive connections, ${WARMUP_S} s warm-up then ${DURATION_S} s, a fresh proxy process each${REPEAT > 1 ? `; ${REPEAT} rounds interleaved, medians shown` : ''}\n`);
+  out(col('', NAME_W) + rcol('req/s', 10) + rcol('p50 ms', 9) + rcol('p99 ms', 9) + rcol('CPU µs/req', 12) + rcol('non-2xx', 9) + rcol('sock err', 9) + '\n');
+  // Rounds interleave the two (the machine's load drifts); each column shows the median round.
+  const runs: Record<'reverse' | 'connect', Rps[]> = { reverse: [], connect: [] };
+  for (let round = 0; round < REPEAT; round++) {
+    runs.reverse.push(await measure('connect-reverse'));
+    runs.connect.push(await measure('connect'));
+  }
+  const median = (all: Rps[], f: (x: Rps) => number): number => all.map(f).sort((a, b) => a - b)[Math.floor(all.length / 2)]!;
+  const summary = (all: Rps[]): Rps => ({
+    rps: median(all, (x) => x.rps), requests: median(all, (x) => x.requests), p50ms: median(all, (x) => x.p50ms), p99ms: median(all, (x) => x.p99ms),
+    cpuUsPerReq: median(all, (x) => x.cpuUsPerReq!), non2xx: all.reduce((n, x) => n + x.non2xx, 0), errors: all.reduce((n, x) => n + x.errors, 0),
+  });
+  const [reverse, connect] = [summary(runs.reverse), summary(runs.connect)];
+  for (const [name, r] of [['reverse', reverse], ['connect', connect]] as const) {
+    out(col(name, NAME_W) + rcol(fix(r.rps, 0), 10) + rcol(fix(r.p50ms, 2), 9) + rcol(fix(r.p99ms, 2), 9)
+      + rcol(fix(r.cpuUsPerReq, 1), 12) + rcol(String(r.non2xx), 9) + rcol(String(r.errors), 9) + '\n');
+  }
+  if (REPEAT > 1) {
+    out(`  per round, connect/reverse req/s: ${runs.connect.map((c, i) => (c.rps / runs.reverse[i]!.rps).toFixed(2)).join(' ')}`
+      + `; CPU/req: ${runs.connect.map((c, i) => (c.cpuUsPerReq! / runs.reverse[i]!.cpuUsPerReq!).toFixed(2)).join(' ')}\n`);
+  }
+  const ratio = connect.rps / reverse.rps;
+  out(`  connect/reverse: req/s ${ratio.toFixed(2)}x   CPU/req ${(connect.cpuUsPerReq! / reverse.cpuUsPerReq!).toFixed(2)}x\n`);
+  const h = await measure('handshake');
+  out(`  handshakes (new connection, CONNECT, full TLS 1.3 handshake with a cached leaf; ${HANDSHAKE_CONNECTIONS} at a time): ${fix(h.rps, 0)}/s,`
+    + ` p50 ${fix(h.p50ms, 2)} ms, proxy CPU ${fix(h.cpuUsPerReq, 0)} µs per handshake, ${h.errors} failed\n`);
+  return { ratio, failures: reverse.non2xx + reverse.errors + connect.non2xx + connect.errors + h.errors };
 }
 
 /** Cold `opa build -t wasm` time of every policy in rego/, through the proxy's own compiler. */

@@ -197,8 +197,10 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       for (const s of servers) s.closeIdleConnections();
       const deadline = Date.now() + cfg.shutdownGraceMs;
-      while (active.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // Plain CONNECT tunnels may carry a transfer (their bytes are opaque): they wait like requests.
+      while ((active.activeRequests > 0 || active.openTunnels > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       for (const s of servers) s.closeAllConnections();
+      active.closeDetached();
       intercept?.closeAllConnections();
       proxyCa.stop();
       leaves.close();

@@ -33,6 +33,8 @@ function world(): { store: ObjectStore; admissions: Admissions } {
     basicConnector('team', 'git', 'git', 'http://git.example:8080/gitlab', 'git-cred'),
     basicConnector('team', 'api', 'api', 'http://api.example', 'git-cred'),
     basicConnector('team', 'broken', 'git', 'http://git.example', 'missing'),
+    basicConnector('team', 'sec', 'api', 'https://sec.example/base', 'git-cred'),
+    basicConnector('team', 'sec8443', 'api', 'https://sec.example:8443', 'git-cred'),
     connector('team', 'reg', { connectorClassName: 'oci', address: 'http://reg.example:5000', auth: { name: 'tokenAuth' } }),
     secret('team', 'git-cred', 'kubernetes.io/basic-auth', { username: 'u', password: 'p' }),
   ]);
@@ -143,6 +145,56 @@ describe('admission: forward', () => {
     assert.ok(!r5.admitted && r5.status === 400);
     const r6 = await admit(admissions.forward(req('ftp://x/y', proxyAuth('team/git', 'team-token-1'))));
     assert.ok(!r6.admitted && r6.status === 400);
+  });
+});
+
+describe('admission: CONNECT and the requests inside an intercepted tunnel', () => {
+  const { admissions } = world();
+  const connectOf = async (authority: string, headers: Record<string, string>) => {
+    const a = await admissions.connect({ method: 'CONNECT', url: authority, headers } as unknown as IncomingMessage);
+    return a;
+  };
+  test('a listed Connector\'s https origin is intercepted; another target, or a Connector not listed, is tunnelled', async () => {
+    const a = await connectOf('sec.example:443', proxyAuth('team/git,team/sec', 'team-token-1'));
+    assert.ok(a.admitted && a.intercept);
+    assert.deepEqual([a.tunnel.authority, a.tunnel.origin, a.user], ['sec.example:443', 'https://sec.example', 'builder']);
+    const b = await connectOf('SEC.example:8443', proxyAuth('team/sec8443', 'team-token-1'));
+    assert.ok(b.admitted && b.intercept && b.tunnel.origin === 'https://sec.example:8443');
+    const c = await connectOf('elsewhere.example:443', proxyAuth('team/sec', 'team-token-1'));
+    assert.ok(c.admitted && !c.intercept);
+    const d = await connectOf('sec.example:443', proxyAuth('team/git', 'team-token-1'));
+    assert.ok(d.admitted && !d.intercept, 'team/sec is not listed');
+  });
+  test('407 without or with a bad token, 403 for a token no listed Connector allows, 400 for a target that is no host:port', async () => {
+    const r1 = await connectOf('sec.example:443', {});
+    assert.ok(!r1.admitted && r1.status === 407 && /https_proxy=/.test(r1.message));
+    const r2 = await connectOf('sec.example:443', proxyAuth('team/sec', 'wrong-token'));
+    assert.ok(!r2.admitted && r2.status === 407);
+    const r3 = await connectOf('elsewhere.example:443', proxyAuth('team/sec,team/git', 'other-token-1'));
+    assert.ok(!r3.admitted && r3.status === 403);
+    const r4 = await connectOf('sec.example', proxyAuth('team/sec', 'team-token-1'));
+    assert.ok(!r4.admitted && r4.status === 400);
+  });
+  test('inside: Host must name the CONNECT authority (421); the Host the tool gets is the origin\'s (no :443)', async () => {
+    const c = await connectOf('sec.example:443', proxyAuth('team/sec', 'team-token-1'));
+    assert.ok(c.admitted);
+    const inside = (url: string, host: string | undefined) => admit(admissions.intercepted(req(url, host === undefined ? {} : { host }), c.tunnel));
+    const under = await inside('/base/x?q=1', 'sec.example');
+    assert.ok(under.admitted);
+    assert.equal(under.route?.key, 'team/sec');
+    assert.deepEqual(under.target, { origin: 'https://sec.example', host: 'sec.example', path: '/base/x?q=1' });
+    const withPort = await inside('/base/x', 'sec.example:443');
+    assert.ok(withPort.admitted && withPort.route?.key === 'team/sec');
+    const outside = await inside('/other', 'sec.example');
+    assert.ok(outside.admitted && outside.route === undefined && outside.trust !== undefined, 'no credentials, the Connector\'s CA trust');
+    const absolute = await inside('https://sec.example/base/y', 'sec.example');
+    assert.ok(absolute.admitted && absolute.route?.key === 'team/sec' && absolute.target.path === '/base/y');
+    for (const [url, host] of [['/base/x', 'elsewhere.example'], ['/base/x', 'sec.example:8443'], ['/base/x', undefined], ['https://elsewhere.example/base/x', 'sec.example']] as const) {
+      const r = await inside(url, host);
+      assert.ok(!r.admitted && r.status === 421, `${url} Host ${host}`);
+    }
+    const dots = await inside('/base/../admin', 'sec.example');
+    assert.ok(!dots.admitted && dots.status === 400);
   });
 });
 

@@ -104,7 +104,8 @@ describe('deploy/: kustomize install on a real API server', () => {
       'Role/connectors-proxy', 'RoleBinding/connectors-proxy',
       'Service/connectors-proxy-service', 'ServiceAccount/connectors-proxy',
     ]);
-    // The docs' flag keys, all "false" as the docs ship them (overview/feature_flags.mdx).
+    // Every flag at its default: the docs' keys "false" as the docs ship them
+    // (overview/feature_flags.mdx), this proxy's own enable-connect-tunnels "true".
     const cm = find<Obj & { data: Record<string, string> }>(objs, 'ConfigMap');
     assert.deepEqual(Object.keys(cm.data).sort(), FLAG_DEFINITIONS.map((d) => d.key).sort());
     // Every flag at its default (the docs' keys are all off; enable-connect-tunnels is on).

@@ -495,8 +495,15 @@ describe('the CLI as an init container under the restricted Pod Security level',
     assert.match(r.stdout, /pod\/[a-z-]+ created \(server dry run\)/);
     assert.doesNotMatch(r.stderr, /violate|Warning/i, r.stderr);
     // What the dry run admitted is the restricted Pod: no root, no escalation, capabilities dropped.
-    const obj = parseAllDocuments(pod)[0]!.toJS() as { spec: { securityContext: { runAsNonRoot: boolean }; initContainers: Array<{ args: string[] }> } };
+    const obj = parseAllDocuments(pod)[0]!.toJS() as {
+      spec: { securityContext: { runAsNonRoot: boolean }; initContainers: Array<{ args: string[] }>; containers: Array<{ args: string[]; env: Array<{ name: string; value: string }> }> };
+    };
     assert.equal(obj.spec.securityContext.runAsNonRoot, true);
     assert.equal(obj.spec.initContainers[0]!.args[0], 'configurations');
+    // The workload uses what the CLI writes for https_proxy: .env, and the proxy CA file.
+    const workload = obj.spec.containers[0]!;
+    assert.match(workload.args[0]!, /set -a; \. \/connectors\/\.env; set \+a; git clone https:/);
+    assert.deepEqual(workload.env.find((e) => e.name === 'GIT_SSL_CAINFO'), { name: 'GIT_SSL_CAINFO', value: '/connectors/ca.crt' });
+    assert.ok(!obj.spec.initContainers[0]!.args.some((a) => /!ca\.crt|!\.env/.test(a)), 'the CLI writes .env and ca.crt');
   });
 });

@@ -1,12 +1,18 @@
 // Graceful drain on SIGTERM, with the real binary and a real streaming tool: while a long
 // response streams through the proxy, SIGTERM turns /readyz to 503, the listener stops
 // accepting, the stream finishes intact and the process exits 0; a stream longer than
-// --shutdown-grace-ms is cut when the grace period ends and the process still exits 0.
+// --shutdown-grace-ms is cut when the grace period ends and the process still exits 0; so are
+// the sockets the listeners handed over (a plain CONNECT tunnel, an intercepted one, a WebSocket).
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { connect } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { WebSocket, WebSocketServer } from 'ws';
 import { basic, connectorManifests, startProxy, type ProxyProcess } from './support/proxy';
 import { startUpstream, type Upstream } from './support/upstream';
 
@@ -145,5 +151,56 @@ describe('graceful drain on SIGTERM', () => {
     assert.equal(await exited, 0);
     // The proxy let go of the tool as well: its upstream request was closed.
     await up.upstreamClosed;
+  });
+
+  test('CONNECT tunnels and Upgrade sessions: a plain tunnel keeps flowing during the grace period, then it, an idle intercepted tunnel and a WebSocket are cut; exit 0', { timeout: 60_000 }, async () => {
+    const echo = createNetServer((sock) => sock.pipe(sock));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    cleanup.push(() => new Promise((r) => echo.close(r)));
+    const wsUp = await startUpstream((_req, res) => { res.writeHead(426).end(); });
+    cleanup.push(() => wsUp.close());
+    new WebSocketServer({ server: wsUp.server }).on('connection', (ws) => ws.on('message', (m) => ws.send(m)));
+    const caDir = mkdtempSync(join(tmpdir(), 'cproxy-drain-ca-'));
+    cleanup.push(async () => rmSync(caDir, { recursive: true, force: true }));
+    const proxy = await startProxy({
+      manifests: {
+        'ws.yaml': connectorManifests({ address: wsUp.origin, name: 'ws', resolver: 'path' }),
+        // Intercepted at CONNECT; nothing listens there, and the tunnel sends no request.
+        'https.yaml': connectorManifests({ address: 'https://127.0.0.1:9', name: 'secure' }),
+      },
+      args: ['--shutdown-grace-ms', '1500', '--no-probes', '--proxy-ca-dir', caDir],
+    });
+    cleanup.push(() => proxy.stop());
+    const tunnel = async (authority: string): Promise<Socket> => {
+      const sock = connect(proxy.port, '127.0.0.1');
+      sock.write(`CONNECT ${authority} HTTP/1.1\r\nhost: ${authority}\r\nproxy-authorization: ${basic('team/ws,team/secure', 'good-token-123')}\r\n\r\n`);
+      const head = await new Promise<string>((r) => sock.once('data', (c: Buffer) => r(c.toString())));
+      assert.match(head, /^HTTP\/1\.1 200/);
+      sock.on('error', () => undefined);
+      return sock;
+    };
+    const plain = await tunnel(`127.0.0.1:${(echo.address() as AddressInfo).port}`);
+    let echoed = 0;
+    plain.on('data', (c: Buffer) => { echoed += c.length; });
+    const ticker = setInterval(() => plain.write('x'.repeat(64)), 50);
+    cleanup.push(async () => clearInterval(ticker));
+    const intercepted = tlsConnect({ socket: await tunnel('127.0.0.1:9'), rejectUnauthorized: false });
+    intercepted.on('error', () => undefined);
+    await new Promise((r) => intercepted.once('secureConnect', r));
+    const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/namespaces/team/connectors/ws/`, { headers: { authorization: CLIENT } });
+    ws.on('error', () => undefined);
+    await new Promise((r) => ws.once('open', r));
+    const closed = (e: { once(ev: 'close', f: () => void): unknown }): Promise<void> => new Promise((r) => e.once('close', () => r()));
+    const allClosed = Promise.all([closed(plain), closed(intercepted), closed(ws)]);
+
+    const exited = new Promise<number | null>((r) => proxy.child.once('exit', (code) => r(code)));
+    proxy.child.kill('SIGTERM');
+    const atSigterm = echoed;
+    // Far past the grace period: a process still running then would never have exited by itself.
+    const killer = setTimeout(() => proxy.child.kill('SIGKILL'), 15_000);
+    cleanup.push(async () => clearTimeout(killer));
+    assert.equal(await exited, 0, 'exited by itself (not killed)');
+    await allClosed;
+    assert.ok(echoed > atSigterm, 'the plain tunnel kept flowing during the grace period');
   });
 });

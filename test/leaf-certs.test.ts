@@ -136,6 +136,29 @@ describe('a minted leaf', () => {
     }
   });
 
+  test('a CA made by openssl (UTF8String names): the leaf\'s issuer is the CA\'s subject byte for byte, as Go clients match them', async () => {
+    const made = await TestCa.create('utf8-named-ca');
+    try {
+      const files = new FileProxyCa({ certFile: made.certFile, keyFile: made.keyFile, dir: work, watch: false }, { log: silent });
+      await files.ready;
+      const leaf = await mintLeaf(files.current()!, 'go-client.test', DAY);
+      const leafFile = join(work, 'go-client-leaf.pem');
+      writeFileSync(leafFile, leaf.certPem);
+      // The DER of each attribute value, tag included (0C = UTF8String, 13 = PrintableString).
+      const der = async (file: string, which: '-issuer' | '-subject'): Promise<string> => {
+        const r = await run('openssl', ['x509', '-in', file, '-noout', which, '-nameopt', 'dump_all,dump_der,sep_comma_plus']);
+        assert.equal(r.code, 0, r.stderr);
+        return r.stdout.toString().replace(/^(issuer|subject)=/, '').trim();
+      };
+      const subject = await der(made.certFile, '-subject');
+      assert.match(subject, /^CN=#0C/, 'openssl writes UTF8String');
+      assert.equal(await der(leafFile, '-issuer'), subject);
+      files.stop();
+    } finally {
+      made.remove();
+    }
+  });
+
   test('names no certificate can carry are refused before any minting', async () => {
     const leaves = new LeafCertificates(ca);
     for (const bad of ['', '*.example.test', 'a b.test', 'x'.repeat(254), 'host:443', '-lead.test', 'a..b']) {

@@ -187,7 +187,8 @@ export class Admissions {
     }
     if (hasDotSegment(path)) return DOT_SEGMENTS;
     // The token was checked at CONNECT (and is again for a Connector's credentials): a 401 here could not be answered.
-    return this.toTarget({ origin: tunnel.origin, host: tunnel.authority, path }, tunnel.credentials, 'tunnel');
+    // The tool's Host as the origin writes it: `host` for 443 (what the client sent), not `host:443`.
+    return this.toTarget({ origin: tunnel.origin, host: tunnel.origin.slice('https://'.length), path }, tunnel.credentials, 'tunnel');
   }
 
   /**

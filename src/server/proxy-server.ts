@@ -87,6 +87,11 @@ export class ProxyServer {
   private readonly tunnels = new WeakMap<object, TunnelContext>();
   /** The caps of admission control; its `onConnection` goes on every client-facing server. */
   readonly shedder: LoadShedder;
+  /**
+   * Sockets the listeners handed over (Upgrade sessions, CONNECT tunnels): the HTTP server no
+   * longer closes them, yet still waits for them in close(), so shutdown must cut them.
+   */
+  private readonly detached = new Set<Duplex>();
 
   constructor(private readonly deps: ProxyDeps) {
     this.pipeline = new Pipeline(deps);
@@ -126,6 +131,16 @@ export class ProxyServer {
     return this.pipeline.active;
   }
 
+  /** Shutdown, once the grace period is over: cuts the Upgrade sessions and CONNECT tunnels still open. */
+  closeDetached(): void {
+    for (const s of this.detached) s.destroy();
+  }
+
+  private detach(socket: Duplex): void {
+    this.detached.add(socket);
+    socket.once('close', () => this.detached.delete(socket));
+  }
+
   /** The `request` and `checkContinue` listener. */
   readonly handleRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const over = overLimit(req, this.deps.limits) ?? this.shedder.check(req);
@@ -146,6 +161,7 @@ export class ProxyServer {
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // The HTTP server stops watching a socket it hands over; an unhandled reset would end the process.
     socket.on('error', () => socket.destroy());
+    this.detach(socket);
     const over = overLimit(req, this.deps.limits) ?? refusedUpgrade(req) ?? this.shedder.check(req);
     if (over !== undefined) return this.pipeline.refuse(this.reverse, req, { socket, head }, over.status, over.message, 'headers' in over ? over.headers : undefined);
     const way = this.router.wayOf(req);
@@ -155,6 +171,7 @@ export class ProxyServer {
 
   /** The `connect` listener: the HTTPS forward proxy (src/server/connect.ts), or 405 without a proxy CA. */
   readonly handleConnect = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    this.detach(socket);
     const shed = this.shedder.check(req);
     if (shed !== undefined) {
       socket.on('error', () => socket.destroy());

@@ -43,7 +43,7 @@ export interface SigningCa {
   /** @internal The signing key: non-extractable, used only by mintLeaf. */
   readonly signingKey: CryptoKey;
   /** @internal The issuer side of the leaves: subject name, key identifier, algorithm. */
-  readonly issuer: { readonly name: string; readonly keyId: X509Lib.AuthorityKeyIdentifierExtension; readonly algorithm: EcdsaParams | Algorithm };
+  readonly issuer: { readonly name: X509Lib.Name; readonly keyId: X509Lib.AuthorityKeyIdentifierExtension; readonly algorithm: EcdsaParams | Algorithm };
 }
 
 interface Algorithm { readonly name: string; readonly hash?: string }
@@ -113,7 +113,10 @@ export async function loadSigningCa(certPem: string, keyPem: string, where: { ce
     id: cert.fingerprint256,
     notAfter,
     signingKey,
-    issuer: { name: parsed.subject, keyId, algorithm },
+    // The subject as encoded, not re-encoded from text: Go clients (kubectl, crane, skopeo)
+    // match a leaf's issuer to its CA byte for byte, and a CA made by openssl writes
+    // UTF8String where the text form would come back as PrintableString.
+    issuer: { name: parsed.subjectName, keyId, algorithm },
   };
 }
 

@@ -16,6 +16,8 @@ export interface ProxyOptions {
   readonly domain?: string;
   readonly args?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /** Runs the binary through this (e.g. `hosts.wrap`: a private /etc/hosts for test names). */
+  readonly wrap?: (cmd: string, args: readonly string[]) => { cmd: string; args: string[] };
 }
 
 export const TOKENS = `
@@ -55,12 +57,14 @@ export async function startProxy(opts: ProxyOptions): Promise<ProxyProcess> {
   const tokensFile = join(dir, 'tokens', 'tokens.yaml');
   mkdirSync(join(dir, 'tokens'));
   writeFileSync(tokensFile, opts.tokens ?? TOKENS);
-  const child = spawn(process.execPath, [
+  const argv = [
     MAIN, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0',
     '--manifests', manifestsDir, '--tokens', tokensFile, '--domain', opts.domain ?? 'proxy.test',
     '--shutdown-grace-ms', '3000',
     ...(opts.args ?? []),
-  ], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  ];
+  const cmd = opts.wrap ? opts.wrap(process.execPath, argv) : { cmd: process.execPath, args: argv };
+  const child = spawn(cmd.cmd, cmd.args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
