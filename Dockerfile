@@ -36,5 +36,6 @@ COPY --from=build /src/dist/src ./dist/src
 USER 65532:65532
 # 8080 proxy, 9090 metrics and probes, 8443 the optional HTTPS listener.
 EXPOSE 8080 9090 8443
-ENTRYPOINT ["/nodejs/bin/node", "/app/dist/src/main.js"]
+# entrypoint.js sizes V8's heap to the container's memory limit (cgroup), then runs main.js.
+ENTRYPOINT ["/nodejs/bin/node", "/app/dist/src/entrypoint.js"]
 CMD ["--source", "kubernetes"]
