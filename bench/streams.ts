@@ -10,10 +10,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { MAIN, connectorManifests } from '../test/support/proxy';
+import { MAIN, REPO_ROOT, connectorManifests } from '../test/support/proxy';
+import { fakeLimitUnavailable, underFakeLimit } from '../test/support/cgroup';
 import { TestCa } from '../test/support/test-ca';
 import { startNginx, type Nginx } from './nginx';
-import { firstLine, freePort, memory, start, stop, stopAll, terminateAll, waitUntil } from './procs';
+import { childPids, firstLine, freePort, memory, start, stop, stopAll, terminateAll, waitUntil } from './procs';
 import type { Job, StreamResult } from './stream-client';
 
 const num = (name: string, fallback: number): number => {
@@ -37,6 +38,14 @@ const PEER_CPU = PIN ? '1' : undefined;
 const PROXY_ARGS = (process.env.BENCH_PROXY_ARGS ?? '').split(' ').filter((a) => a !== '');
 /** Extra Node flags for this proxy (what-if runs: `--max-old-space-size=96`). */
 const PROXY_NODE_ARGS = (process.env.STREAMS_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+/**
+ * Run this proxy as in a container with this memory limit (MiB): the image's ENTRYPOINT
+ * (dist/src/entrypoint.js) and its ENV (MALLOC_*, NODE_* from the Dockerfile), the machine's
+ * cgroup limit file reading this value in a private mount namespace. 0: main.js, no limit.
+ */
+const LIMIT_MIB = num('STREAMS_MEMORY_LIMIT_MIB', 0);
+/** With a limit: `entrypoint` (the image today) or `main` (main.js started directly, as the image did before). */
+const ENTRY = process.env.STREAMS_ENTRY ?? 'entrypoint';
 /** Sample the kernel memory of the proxy's sockets with `ss` (charged to the Pod's cgroup v2). */
 const SOCKETS = process.env.STREAMS_SS !== '0';
 /** Print every sample (time, open streams, RSS, heap, kernel socket memory). */
@@ -85,6 +94,8 @@ interface Tools {
 interface Target {
   readonly url: string;
   readonly pid: number;
+  /** The entrypoint process when it runs the proxy in a child (its memory counts in the container too). */
+  readonly supervisor?: number;
   /** The proxy's ops port (V8 heap from /metrics); undefined for peers. */
   readonly opsPort: number | undefined;
   stop(): Promise<void>;
@@ -123,6 +134,17 @@ ${tools.ca.trim().split('\n').map((l) => `    ${l}`).join('\n')}
   ].join('---\n') + caSecret;
 }
 
+/** The runtime stage's ENV of the Dockerfile that matters outside the image: MALLOC_* and NODE_*. */
+function imageEnv(): Record<string, string> {
+  const text = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
+  const runtime = text.slice(text.lastIndexOf('\nFROM '));
+  const env: Record<string, string> = {};
+  for (const line of runtime.split('\n').filter((l) => l.startsWith('ENV '))) {
+    for (const m of line.matchAll(/(\w+)=(\S+)/g)) if (/^(MALLOC_|NODE_)/.test(m[1]!)) env[m[1]!] = m[2]!;
+  }
+  return env;
+}
+
 async function startThisProxy(c: Case, tools: Tools): Promise<Target> {
   const dir = join(tmp!, `proxy-${caseName(c).replace(/\//g, '-')}`);
   mkdirSync(join(dir, 'manifests'), { recursive: true });
@@ -134,18 +156,30 @@ async function startThisProxy(c: Case, tools: Tools): Promise<Target> {
   const port = await freePort();
   let opsPort: number;
   do opsPort = await freePort(); while (opsPort === port);
-  const child = start(process.execPath, [...PROXY_NODE_ARGS, MAIN,
-    '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--manifests', join(dir, 'manifests'),
+  const proxyArgs = ['--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--manifests', join(dir, 'manifests'),
     '--tokens', tokens, '--domain', 'bench.local', '--log-level', 'info', '--shutdown-grace-ms', '2000', '--no-probes',
-    '--enable-custom-ca-certs', ...PROXY_ARGS,
-  ], { cpu: PEER_CPU, stdio: ['ignore', log, log] });
+    '--enable-custom-ca-certs', ...PROXY_ARGS];
+  let child;
+  if (LIMIT_MIB > 0) {
+    const fake = join(dir, 'memory-limit');
+    writeFileSync(fake, `${LIMIT_MIB * 1024 * 1024}\n`);
+    const script = ENTRY === 'main' ? MAIN : join(REPO_ROOT, 'dist', 'src', 'entrypoint.js');
+    child = start('unshare', underFakeLimit(fake, [process.execPath, ...PROXY_NODE_ARGS, script, ...proxyArgs]),
+      { cpu: PEER_CPU, stdio: ['ignore', log, log], env: ENTRY === 'main' ? {} : imageEnv() });
+  } else {
+    child = start(process.execPath, [...PROXY_NODE_ARGS, MAIN, ...proxyArgs], { cpu: PEER_CPU, stdio: ['ignore', log, log] });
+  }
   closeSync(log);
   await waitUntil('connectors-proxy /readyz', async () => {
     if (child.exitCode !== null) throw new Error(`connectors-proxy exited: ${readFileSync(logFile, 'utf8')}`);
     return (await fetch(`http://127.0.0.1:${opsPort}/readyz`).then((r) => r.status, () => 0)) === 200;
   });
+  // The entrypoint may run the proxy in a child (a limit below 512 MiB): measure that one.
+  const [inner] = childPids(child.pid!);
+  const pid = inner ?? child.pid!;
+  const supervisor = inner === undefined ? undefined : child.pid!;
   const connector = `${c.dir === 'download' ? 'files' : 'sink'}${c.tls ? '-tls' : ''}`;
-  return { url: `http://127.0.0.1:${port}/namespaces/bench/connectors/${connector}${toolPath(c)}`, pid: child.pid!, opsPort, stop: () => stop(child) };
+  return { url: `http://127.0.0.1:${port}/namespaces/bench/connectors/${connector}${toolPath(c)}`, pid, supervisor, opsPort, stop: () => stop(child) };
 }
 
 async function startUndiciPeer(c: Case, tools: Tools): Promise<Target> {
@@ -209,6 +243,9 @@ async function startTools(): Promise<Tools> {
     location = /file-slow { alias ${file}; limit_rate ${RATE}; }`;
   const nginx = await startNginx(join(tmp!, 'nginx-tool'), port, `  access_log off;
   sendfile on;
+  # nginx cuts a response it could not write to for send_timeout (60 s by default): the kernel
+  # buffers between the tool and a client reading 128 KiB/s can hold more than a minute of it.
+  send_timeout 600s;
   map $http_authorization $bench_authorized { "${INJECTED}" 1; default 0; }
   server {
     listen 127.0.0.1:${port} backlog=4096;
@@ -244,6 +281,10 @@ function socketMemoryKiB(pid: number): { recvKiB: number; sendKiB: number } | un
   return { recvKiB: recv / 1024, sendKiB: send / 1024 };
 }
 
+function rssAnonKiB(pid: number): number {
+  return Number(/^RssAnon:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+}
+
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s[Math.floor(s.length / 2)]!;
@@ -276,6 +317,8 @@ interface Outcome {
   readonly idleHeap: { used: number; external: number } | undefined;
   readonly plateauHeap: { used: number; external: number } | undefined;
   readonly peakSockKiB: number | undefined;
+  /** RssAnon of the entrypoint when it runs the proxy in a child: memory the container holds too. */
+  readonly supervisorAnonKiB: number | undefined;
   readonly cpuS: number;
   readonly wallS: number;
 }
@@ -320,6 +363,7 @@ async function measure(peer: Peer, c: Case, tools: Tools): Promise<Outcome> {
       plateauKiB: median(plateau.map((s) => s.rssKiB)),
       plateauHeap: heaps.length > 0 ? { used: median(heaps.map((h) => h.used)), external: median(heaps.map((h) => h.external)) } : undefined,
       peakSockKiB: socks.length > 0 ? Math.max(...socks) : undefined, cpuS, wallS,
+      supervisorAnonKiB: t.supervisor === undefined ? undefined : rssAnonKiB(t.supervisor),
     };
   } finally {
     await t.stop();
@@ -378,12 +422,16 @@ async function main(): Promise<void> {
   // The proxy holds two sockets per stream (client and tool), nginx one, the clients one each.
   const needFds = 2 * N + 200;
   if (openFilesLimit() < needFds) throw new Error(`ulimit -n is ${openFilesLimit()}: ${N} streams need at least ${needFds} (bench/streams.sh raises it to the hard limit)`);
+  if (LIMIT_MIB > 0 && fakeLimitUnavailable() !== undefined) throw new Error(`STREAMS_MEMORY_LIMIT_MIB: ${fakeLimitUnavailable()}`);
   const peers = ALL_PEERS.filter((p) => PEER_NAMES.includes(p.name));
   if (peers.length === 0) throw new Error(`STREAMS_PEERS: none of ${PEER_NAMES.join(',')} is known (proxy, undici, nginx)`);
   const tools = await startTools();
   out(`streams bench: ${cpus().length} CPUs, node ${process.version}; ${N} concurrent streams of ${FILE_BYTES / 1048576} MiB, the slow side at ${RATE / 1024} KiB/s per stream;\n`);
   out(`  ${CLIENTS} client process(es), one connection per stream, SHA-256 of every stream checked; RSS sampled every ${SAMPLE_MS} ms\n`);
   out(PIN ? '  pinning: clients and tools on CPU 0, the peer under test alone on CPU 1\n' : '  pinning: none\n');
+  if (LIMIT_MIB > 0) {
+    out(`  this proxy as in a container with a ${LIMIT_MIB} MiB memory limit (a fake cgroup limit file): ${ENTRY === 'main' ? 'main.js started directly (Node sizes its heap from the limit)' : `the image's entrypoint and ENV ${JSON.stringify(imageEnv())}`}\n`);
+  }
   out(`  plateau = median RSS while >= 95% of the most streams were open; KiB/stream = (plateau - idle) / most open at once;\n`);
   out(`  heap and buf KiB: the same for V8's heap used and its external (Buffer) memory (this proxy only, from /metrics);\n`);
   out(`  kernel = receive + send queues of the peer's TCP sockets at their peak (ss; not in RSS, but charged to a cgroup v2 memory limit)\n\n`);
@@ -404,13 +452,15 @@ async function main(): Promise<void> {
       out(col(caseName(c), 28) + col(peer.name, 8) + rcol(String(o.ok), 6) + rcol(String(o.maxActive), 6) + rcol(mib(o.idleKiB), 10) + rcol(mib(o.plateauKiB), 9)
         + rcol(mib(o.peakKiB), 8) + rcol(per.toFixed(0), 11) + rcol(perOf('used'), 9) + rcol(perOf('external'), 9)
         + rcol(mib(o.peakSockKiB, 0), 11) + rcol(gib > 0 ? (o.cpuS / gib).toFixed(2) : '-', 10) + rcol(o.wallS.toFixed(0), 8) + '\n');
+      if (o.supervisorAnonKiB !== undefined) out(`    the entrypoint ran the proxy in a child; the entrypoint itself holds ${mib(o.supervisorAnonKiB)} MiB (RssAnon) in the container\n`);
       for (const f of o.failed.slice(0, 3)) out(`    stream ${f.id} failed: HTTP ${f.status}, ${f.error}\n`);
       if (peer.name === 'proxy') {
         const targets: Array<[number, number, string]> = [[100, 200, 'issue 15'], [1000, 256, 'issue 19']];
         for (const [n, limit, issue] of targets) {
           if (N === n && c.dir === 'download' && c.slow === 'client') {
-            const met = o.ok === N && o.peakKiB / 1024 < limit;
-            out(`    target (${issue}): ${n} slow downloads, every byte, RSS < ${limit} MiB: ${met ? 'met' : 'NOT met'} (${o.ok}/${N} ok, peak ${mib(o.peakKiB)} MiB)\n`);
+            const peak = o.peakKiB + (o.supervisorAnonKiB ?? 0);
+            const met = o.ok === N && peak / 1024 < limit;
+            out(`    target (${issue}): ${n} slow downloads, every byte, RSS < ${limit} MiB: ${met ? 'met' : 'NOT met'} (${o.ok}/${N} ok, peak ${mib(peak)} MiB${o.supervisorAnonKiB === undefined ? '' : ' with the entrypoint'})\n`);
           }
         }
       }

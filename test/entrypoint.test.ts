@@ -5,32 +5,18 @@
 // or no limit exactly as in a Pod. The proxy itself runs in file mode.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getHeapStatistics } from 'node:v8';
 import { REPO_ROOT, TOKENS } from './support/proxy';
+import { fakeLimitUnavailable, underFakeLimit, unlimitedValue } from './support/cgroup';
 
 const ENTRY = join(REPO_ROOT, 'dist', 'src', 'entrypoint.js');
 const MiB = 1024 * 1024;
 
-/** This process's own memory-limit file: the first one libuv (and capacity.ts) read. */
-function ownLimitFile(): string | undefined {
-  for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
-    const [id, controllers, path] = line.split(':');
-    if (path === undefined) continue;
-    const file = id === '0' && controllers === ''
-      ? join('/sys/fs/cgroup', path, 'memory.max')
-      : controllers!.split(',').includes('memory') ? join('/sys/fs/cgroup/memory', path, 'memory.limit_in_bytes') : undefined;
-    if (file !== undefined && existsSync(file)) return file;
-  }
-  return undefined;
-}
-
-const LIMIT_FILE = ownLimitFile();
-const canUnshare = LIMIT_FILE !== undefined && spawnSync('unshare', ['-m', 'true']).status === 0;
-const SKIP = canUnshare ? false : 'needs root and unshare(1) to give a process a private mount namespace';
+const SKIP = fakeLimitUnavailable() ?? false;
 
 interface Run {
   readonly child: ChildProcess;
@@ -60,10 +46,9 @@ describe('entrypoint: the V8 heap sized to the container memory limit', { skip: 
     writeFileSync(fake, `${limit}\n`);
     const args = ['--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--manifests', join(dir, 'manifests'),
       '--tokens', join(dir, 'tokens.yaml'), '--no-probes', '--no-watch', '--shutdown-grace-ms', '2000'];
-    // exec: the entrypoint keeps the pid we signal, as PID 1 does in a container.
-    const child = spawn('unshare', ['-m', 'sh', '-c', 'mount --bind "$FAKE" "$TARGET" && exec "$NODE" "$ENTRY" "$@"', 'sh', ...args], {
-      env: { PATH: process.env.PATH, ...env, FAKE: fake, TARGET: LIMIT_FILE, NODE: process.execPath, ENTRY },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    // The entrypoint keeps the pid we signal (exec), as PID 1 does in a container.
+    const child = spawn('unshare', underFakeLimit(fake, [process.execPath, ENTRY, ...args]), {
+      env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     runs.push(child);
     let out = '';
@@ -137,8 +122,7 @@ describe('entrypoint: the V8 heap sized to the container memory limit', { skip: 
   });
 
   test('no limit ("max" / 2^63): one process, Node\'s default heap of this machine', async () => {
-    const unlimited = LIMIT_FILE!.endsWith('memory.max') ? 'max' : '9223372036854771712';
-    const r = start(unlimited);
+    const r = start(unlimitedValue());
     const info = await r.listening();
     assert.deepEqual(childrenOf(r.child.pid!), []);
     assert.equal(info.heapLimitMiB, Math.round(getHeapStatistics().heap_size_limit / MiB));
