@@ -183,7 +183,7 @@ describe('deploy/: kustomize install on a real API server', () => {
   });
 
   test('each component does what it says, and nothing it adds names an unknown PROXY_* variable', () => {
-    assert.deepEqual(COMPONENTS, ['autoscaling', 'node-placement', 'resources', 'servicemonitor', 'tls', 'zone-spread']);
+    assert.deepEqual(COMPONENTS, ['autoscaling', 'node-placement', 'resources', 'servicemonitor', 'socket-buffers', 'tls', 'zone-spread']);
     for (const comp of COMPONENTS) assert.ok(EXAMPLES.includes(comp), `examples/deploy/${comp} applies the ${comp} component`);
     for (const e of EXAMPLES) {
       const c = proxyContainer(deploymentOf(rendered.get(e)!));
@@ -229,6 +229,14 @@ describe('deploy/: kustomize install on a real API server', () => {
     assert.deepEqual([asPdb.spec.minAvailable, asPdb.spec.maxUnavailable], [undefined, 1]);
     assert.ok(subset(asPdb.spec.selector.matchLabels, asDep.spec.template.metadata.labels));
     assert.ok(hpa.spec.minReplicas - asPdb.spec.maxUnavailable! >= 1, 'at the HPA floor a drain still leaves a proxy serving');
+
+    // socket-buffers: a 1 MiB ceiling on the kernel send buffer, the base's pod security context kept
+    // (the Pod Security test below admits it under `restricted`: a safe sysctl since 1.32).
+    const sbPod = deploymentOf(rendered.get('socket-buffers')!).spec.template.spec;
+    const sysctls = (sbPod.securityContext as { sysctls?: Array<{ name: string; value: string }> }).sysctls;
+    assert.deepEqual(sysctls, [{ name: 'net.ipv4.tcp_wmem', value: '4096 16384 1048576' }]);
+    assert.equal(sbPod.securityContext?.runAsNonRoot, true);
+    assert.deepEqual(sbPod.securityContext?.seccompProfile, { type: 'RuntimeDefault' });
 
     const smObjs = rendered.get('servicemonitor')!;
     const sm = find<Obj & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string; path: string }> } }>(smObjs, 'ServiceMonitor');

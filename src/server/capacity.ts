@@ -63,15 +63,13 @@ export function cgroupMemoryLimit(root = '/'): MemoryLimit | undefined {
 }
 
 /**
- * What the proxy costs, in RSS, measured by bench/streams.sh on Node 20 (bench/README.md,
- * "Concurrent streams"; update both together). The costliest case sets the per-exchange
- * figure: a download to a client that reads slowly holds the relay's backlog, the tool
- * socket's read-ahead and the exchange's objects for as long as it lasts.
+ * What the proxy costs, in RSS, measured by bench/streams.sh on Node 20 as in a 256 MiB
+ * container (bench/README.md, "Concurrent streams"; update both together).
  */
 export interface StreamCosts {
   /** RSS of a started proxy after its first requests, before the load. */
   readonly baselineBytes: number;
-  /** RSS one concurrent exchange adds (slow-client download over TLS, the costliest case). */
+  /** RSS one concurrent exchange adds. */
   readonly perExchangeBytes: number;
   /** RSS one idle kept-alive client connection adds. */
   readonly perConnectionBytes: number;
@@ -81,9 +79,15 @@ const MiB = 1024 * 1024;
 const KiB = 1024;
 
 export const MEASURED_COSTS: StreamCosts = {
-  baselineBytes: 90 * MiB,
-  perExchangeBytes: 160 * KiB,
-  perConnectionBytes: 24 * KiB,
+  // Idle after one warm-up stream: 65-106 MiB across runs (the V8 heap grown, the JIT warm).
+  baselineBytes: 100 * MiB,
+  // 200 streams per case: 30-220 KiB for plain downloads and uploads, 250-300 over TLS, up to
+  // 450 for a TLS upload to a slow tool (two chunks held per TLS socket). 256 KiB covers all
+  // but that one; 1,000 slow plain downloads measured 123 KiB each (bench/README.md).
+  perExchangeBytes: 256 * KiB,
+  // 1,000 to 2,000 idle kept-alive connections: 17-30 KiB each (with the tool connection the
+  // burst that opened them left in the pool).
+  perConnectionBytes: 32 * KiB,
 };
 
 /** Part of the limit kept free: allocator fragmentation, bursts between two GCs, the kernel's share. */
