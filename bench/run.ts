@@ -9,7 +9,7 @@ import { MAIN, REPO_ROOT, connectorManifests } from '../test/support/proxy';
 import { TestCa } from '../test/support/test-ca';
 import { startNginx, proxyHttp, upstreamHttp, type Nginx } from './nginx';
 import { PolicyCompiler } from '../src/rego/compiler';
-import { firstLine, freePort, memory, run, start, stop, stopAll, terminateAll, waitUntil } from './procs';
+import { cpuMs, firstLine, freePort, memory, run, start, stop, stopAll, terminateAll, waitUntil } from './procs';
 
 const env = (name: string, fallback: number): number => {
   const v = Number(process.env[name] ?? fallback);
@@ -19,6 +19,10 @@ const env = (name: string, fallback: number): number => {
 const DURATION_S = env('BENCH_DURATION', 10);
 const WARMUP_S = env('BENCH_WARMUP', 2);
 const CONNECTIONS = env('BENCH_CONNECTIONS', 50);
+/** Rounds of the req/s phase, peers interleaved; each column shows the median round. */
+const REPEAT = env('BENCH_REPEAT', 1);
+/** BENCH_DOWNLOAD=0 skips the download phase (a quick req/s comparison). */
+const DOWNLOAD = process.env.BENCH_DOWNLOAD !== '0';
 const DOWNLOAD_BYTES = env('BENCH_DOWNLOAD_MIB', 1024) * 1024 * 1024;
 const PIN = process.env.BENCH_PIN !== '0' && cpus().length >= 2;
 /** wrk, curl and the upstream on one CPU; the peer under test alone on the other. */
@@ -56,7 +60,7 @@ interface Peer {
 }
 
 type Phase = 'rps' | 'download';
-interface Rps { rps: number; p50ms: number; p99ms: number; non2xx: number; errors: number }
+interface Rps { rps: number; requests: number; p50ms: number; p99ms: number; non2xx: number; errors: number; cpuUsPerReq?: number }
 interface Download { mbps: number; idleMiB: number | undefined; peakMiB: number | undefined }
 
 const tmp = process.argv[2];
@@ -104,6 +108,7 @@ metadata:
   annotations:
     connectors.cpaas.io/proxy-resolver: path
 spec:
+  proxy: {}
   auth:
     types:
       - name: rego
@@ -216,7 +221,7 @@ async function wrk(url: string, authorization: string, seconds: number): Promise
     connect_errors: number; read_errors: number; write_errors: number; timeouts: number;
   };
   return {
-    rps: r.requests / (r.duration_us / 1e6), p50ms: r.p50_us / 1000, p99ms: r.p99_us / 1000, non2xx: r.non2xx,
+    rps: r.requests / (r.duration_us / 1e6), requests: r.requests, p50ms: r.p50_us / 1000, p99ms: r.p99_us / 1000, non2xx: r.non2xx,
     errors: r.connect_errors + r.read_errors + r.write_errors + r.timeouts,
   };
 }
@@ -226,7 +231,11 @@ async function measureRps(peer: Peer): Promise<Rps> {
   try {
     await expectStatus(`${t.base}/small`, t.authorization, `200 ${SMALL_BYTES}`, peer.name);
     await wrk(`${t.base}/small`, t.authorization, WARMUP_S);
-    return await wrk(`${t.base}/small`, t.authorization, DURATION_S);
+    // CPU per request (the process's utime+stime over the requests it served) moves far less
+    // than req/s with the host's steal time on a shared VM.
+    const cpuBefore = t.pid === undefined ? undefined : cpuMs(t.pid);
+    const r = await wrk(`${t.base}/small`, t.authorization, DURATION_S);
+    return cpuBefore === undefined ? r : { ...r, cpuUsPerReq: ((cpuMs(t.pid!) - cpuBefore) * 1000) / r.requests };
   } finally {
     await t.stop();
   }
@@ -322,18 +331,39 @@ async function main(): Promise<void> {
   out(`         node-http = bare proxy on Node's http client (bench/peers);\n`);
   out(`         nginx = proxy_pass + upstream keepalive, 1 worker, buffered access log to a file\n\n`);
 
-  out(`GET 1 KiB: wrk -t1 -c${CONNECTIONS}, ${WARMUP_S} s warm-up then ${DURATION_S} s per peer, a fresh process each\n`);
-  out(col('', NAME_W) + rcol('req/s', 10) + rcol('p50 ms', 9) + rcol('p99 ms', 9) + rcol('non-2xx', 9) + rcol('sock err', 9) + '\n');
+  out(`GET 1 KiB: wrk -t1 -c${CONNECTIONS}, ${WARMUP_S} s warm-up then ${DURATION_S} s per peer, a fresh process each${REPEAT > 1 ? `; ${REPEAT} rounds, peers interleaved, medians shown` : ''}\n`);
+  out(col('', NAME_W) + rcol('req/s', 10) + rcol('p50 ms', 9) + rcol('p99 ms', 9) + rcol('CPU µs/req', 12) + rcol('non-2xx', 9) + rcol('sock err', 9) + '\n');
   const rps = new Map<string, number>();
+  const p99 = new Map<string, number>();
+  const cpuPerReq = new Map<string, number>();
   let failures = 0;
+  const rounds = new Map<string, Rps[]>();
+  for (let round = 0; round < REPEAT; round++) {
+    for (const peer of PEERS) {
+      const r = await measureRps(peer);
+      rounds.set(peer.name, [...(rounds.get(peer.name) ?? []), r]);
+    }
+  }
   for (const peer of PEERS) {
-    const r = await measureRps(peer);
+    const all = rounds.get(peer.name)!;
+    const median = (f: (x: Rps) => number | undefined): number | undefined => {
+      const v = all.map(f).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
+      return v.length === 0 ? undefined : v[Math.floor(v.length / 2)];
+    };
+    const r: Rps = {
+      rps: median((x) => x.rps)!, requests: median((x) => x.requests)!, p50ms: median((x) => x.p50ms)!, p99ms: median((x) => x.p99ms)!,
+      cpuUsPerReq: median((x) => x.cpuUsPerReq), non2xx: all.reduce((n, x) => n + x.non2xx, 0), errors: all.reduce((n, x) => n + x.errors, 0),
+    };
     rps.set(peer.name, r.rps);
+    p99.set(peer.name, r.p99ms);
+    if (r.cpuUsPerReq !== undefined) cpuPerReq.set(peer.name, r.cpuUsPerReq);
     failures += r.non2xx + r.errors;
     out(col(peer.name, NAME_W) + rcol(fix(r.rps, 0), 10) + rcol(fix(r.p50ms, 2), 9) + rcol(fix(r.p99ms, 2), 9)
-      + rcol(String(r.non2xx), 9) + rcol(String(r.errors), 9) + '\n');
+      + rcol(fix(r.cpuUsPerReq, 1), 12) + rcol(String(r.non2xx), 9) + rcol(String(r.errors), 9) + '\n');
   }
   out(ratios('req/s', rps));
+  out(ratios('p99', p99));
+  out(ratios('CPU/req', cpuPerReq));
   out(httpsRatio('req/s', rps));
   const rego = (name: string): string => (rps.has(name) && rps.has('proxy') ? `${name}/proxy ${(rps.get(name)! / rps.get('proxy')!).toFixed(2)}x` : '');
   if (rps.has('proxy-rego') || rps.has('rego-per-req')) {
@@ -345,22 +375,9 @@ async function main(): Promise<void> {
     out(`  proxy log: ${text.split('"msg":"request"').length - 1} request lines, ${(text.length / 1024 ** 2).toFixed(1)} MiB written to a file\n`);
   }
 
-  // The first read of the sparse file fills the page cache (slow); no peer should pay for it.
-  await curl(`http://127.0.0.1:${upstream.port}/big`, INJECTED, '%{http_code}');
-  out(`\n${DOWNLOAD_BYTES / 1024 ** 2} MiB download: curl -o /dev/null, 1 warm-up + ${DOWNLOADS} per peer in a fresh process; median MB/s (10^6 B/s);\n`);
-  out(`  RSS of the proxying process (nginx: its worker) before the downloads and its peak (VmHWM) after them\n`);
-  out(col('', NAME_W) + rcol('MB/s', 10) + rcol('RSS idle MiB', 14) + rcol('RSS peak MiB', 14) + '\n');
   const speed = new Map<string, number>();
   const peaks = new Map<string, number>();
-  for (const peer of PEERS) {
-    if (peer.rpsOnly) continue;
-    const d = await measureDownload(peer);
-    speed.set(peer.name, d.mbps);
-    if (d.peakMiB !== undefined) peaks.set(peer.name, d.peakMiB);
-    out(col(peer.name, NAME_W) + rcol(fix(d.mbps, 0), 10) + rcol(fix(d.idleMiB, 1), 14) + rcol(fix(d.peakMiB, 1), 14) + '\n');
-  }
-  out(ratios('MB/s', speed));
-  out(httpsRatio('MB/s', speed));
+  if (DOWNLOAD) await downloads(out, speed, peaks);
 
   if (PEERS.some((p) => p.name === 'proxy-rego')) await compileTimes(out);
 
@@ -371,6 +388,10 @@ async function main(): Promise<void> {
   };
   const vsProxy = (peer: string): number | undefined => (rps.has(peer) && proxyRps !== undefined ? proxyRps / rps.get(peer)! : undefined);
   target('proxy >= undici req/s', vsProxy('undici'), (r) => r >= 1, (r) => `${r.toFixed(2)}x`);
+  const p99Ratio = p99.has('proxy') && p99.has('undici') ? p99.get('proxy')! / p99.get('undici')! : undefined;
+  target('proxy p99 <= 1.5x undici', p99Ratio, (r) => r <= 1.5, (r) => `${r.toFixed(2)}x`);
+  const cpuRatio = cpuPerReq.has('proxy') && cpuPerReq.has('undici') ? cpuPerReq.get('proxy')! / cpuPerReq.get('undici')! : undefined;
+  target('proxy CPU/req <= undici', cpuRatio, (r) => r <= 1, (r) => `${r.toFixed(2)}x`);
   target('rego within 10% of static', rps.has('proxy-rego') ? 1 / vsProxy('proxy-rego')! : undefined, (r) => r >= 0.9, (r) => `${r.toFixed(2)}x`);
   target('proxy >= 2x http-proxy', vsProxy('http-proxy'), (r) => r >= 2, (r) => `${r.toFixed(2)}x`);
   target('streaming >= 1 GB/s', speed.get('proxy'), (v) => v >= 1000, (v) => `${v.toFixed(0)} MB/s`);
@@ -379,6 +400,24 @@ async function main(): Promise<void> {
   if (PROFILE_DIR !== undefined) out(`CPU profiles in ${PROFILE_DIR}: node dist/bench/cpuprofile.js ${PROFILE_DIR}/proxy-rps.cpuprofile\n`);
   await upstream.stop();
   process.exitCode = failures === 0 ? 0 : 1;
+}
+
+/** The download phase: MB/s and RSS of each peer (skipped with BENCH_DOWNLOAD=0). */
+async function downloads(out: (s: string) => boolean, speed: Map<string, number>, peaks: Map<string, number>): Promise<void> {
+  // The first read of the sparse file fills the page cache (slow); no peer should pay for it.
+  await curl(`http://127.0.0.1:${upstream.port}/big`, INJECTED, '%{http_code}');
+  out(`\n${DOWNLOAD_BYTES / 1024 ** 2} MiB download: curl -o /dev/null, 1 warm-up + ${DOWNLOADS} per peer in a fresh process; median MB/s (10^6 B/s);\n`);
+  out(`  RSS of the proxying process (nginx: its worker) before the downloads and its peak (VmHWM) after them\n`);
+  out(col('', NAME_W) + rcol('MB/s', 10) + rcol('RSS idle MiB', 14) + rcol('RSS peak MiB', 14) + '\n');
+  for (const peer of PEERS) {
+    if (peer.rpsOnly) continue;
+    const d = await measureDownload(peer);
+    speed.set(peer.name, d.mbps);
+    if (d.peakMiB !== undefined) peaks.set(peer.name, d.peakMiB);
+    out(col(peer.name, NAME_W) + rcol(fix(d.mbps, 0), 10) + rcol(fix(d.idleMiB, 1), 14) + rcol(fix(d.peakMiB, 1), 14) + '\n');
+  }
+  out(ratios('MB/s', speed));
+  out(httpsRatio('MB/s', speed));
 }
 
 /** Cold `opa build -t wasm` time of every policy in rego/, through the proxy's own compiler. */

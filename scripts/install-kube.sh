@@ -26,11 +26,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   mkdir -p .cache
   if [ ! -f .cache/apt-updated ] || [ -n "$(find .cache/apt-updated -mmin +720 2>/dev/null)" ]; then
-    $sudo apt-get update -qq && touch .cache/apt-updated
+    $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq && touch .cache/apt-updated
   fi
   # etcd-server enables a system etcd service where systemd runs; the tests start their own
   # etcd on free ports and do not use it.
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 etcd_path=$(command -v etcd)
 

@@ -20,9 +20,9 @@ apt_install() {
   echo "setup: installing Debian packages: ${missing[*]}"
   local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   if [ ! -f .cache/apt-updated ] || [ -n "$(find .cache/apt-updated -mmin +720 2>/dev/null)" ]; then
-    $sudo apt-get update -qq && touch .cache/apt-updated
+    $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq && touch .cache/apt-updated
   fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 command -v node >/dev/null || { echo "setup: Node.js 20 or newer is required" >&2; exit 1; }
@@ -50,6 +50,8 @@ if [ $want_test -eq 1 ]; then
   # Verdaccio (npm) and pypiserver (PyPI) for test/package-registries.test.ts (pinned, cached).
   command -v python3 >/dev/null || apt_install python3 python3-venv
   bash scripts/install-package-registries.sh
+  # HTTPS tools for the interception tests: nginx (TLS) in front of git http-backend via fcgiwrap.
+  apt_install nginx-light fcgiwrap
 fi
 if [ $want_bench -eq 1 ]; then
   apt_install wrk nginx-light

@@ -16,6 +16,7 @@ cat <<'TXT'
     curl -u any:demo-client-token http://127.0.0.1:8080/namespaces/demo/connectors/git/demo.git/info/refs?service=git-upload-pack
     git clone http://any:demo-client-token@127.0.0.1:8080/namespaces/demo/connectors/git/demo.git /tmp/demo-clone
     curl -H 'Authorization: Bearer demo-client-token' http://c-api.demo.localhost:8080/whoami
+    curl -H 'Authorization: Bearer demo-client-token' http://127.0.0.1:8080/connectors/v1alpha1/demo/api/path/http-api/whoami   # Connectors API
     curl -i http://127.0.0.1:8080/namespaces/demo/connectors/git/demo.git/info/refs   # no token: 401
     curl http://127.0.0.1:9090/status   # Connector and ConnectorClass conditions (probes)
 

@@ -21,6 +21,8 @@ export interface Condition {
   reason?: string;
   message?: string;
   lastTransitionTime?: string;
+  /** `Info` for conditions that do not count towards Ready (CACertReady). */
+  severity?: string;
 }
 
 export interface ParamSpec {
@@ -49,9 +51,33 @@ export interface AuthTypeSpec {
 
 export interface HttpProbe {
   path?: string;
+  /** Replaces the address's host (and port) when set. */
+  host?: string;
+  /** Replaces the address's scheme when set. */
+  scheme?: 'http' | 'https';
   httpHeaders?: Record<string, string> | NameValue[];
   method?: 'GET' | 'POST';
   disableRedirect?: boolean;
+  /** A CEL expression over `response`; the probe passes when it is true (default: a 2xx status). */
+  response?: { cel?: string };
+}
+
+/** A probe through the ConnectorClass API: `path` is appended to `status.api.address.url`. */
+export interface ApiProbe {
+  path?: string;
+}
+
+export interface Probe {
+  http?: HttpProbe;
+  api?: ApiProbe;
+}
+
+export interface ConfigurationSpec {
+  name: string;
+  /** Caller-supplied values (`configuration.params`), seen as `.configurations.<name>`. */
+  params?: ParamSpec[];
+  data?: Record<string, string>;
+  annotations?: Record<string, string>;
 }
 
 export interface ServiceRef {
@@ -60,24 +86,41 @@ export interface ServiceRef {
   namespace?: string;
 }
 
+/**
+ * `spec.api.openapi`: an OpenAPI 3.0 document. The Connectors API gateway reads
+ * `paths[<template>].<method>` with the extensions `x-provider-type` (`api` | `proxy`) and
+ * `x-openapi-address`; everything else is carried for clients (dynamic forms). Unvalidated
+ * input: src/gateway/openapi.ts checks the shape.
+ */
+export interface OpenApiDocument {
+  openapi?: string;
+  paths?: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
 export interface ConnectorClassSpec {
   address?: { type: string };
   addressExtensions?: ParamSpec[];
   params?: ParamSpec[];
   auth?: { types: AuthTypeSpec[] };
-  livenessProbe?: { http?: HttpProbe };
-  authProbes?: { authName: string; params?: ParamSpec[]; probe?: { http?: HttpProbe } }[];
-  api?: { ref?: ServiceRef; uri?: string };
+  livenessProbe?: Probe;
+  authProbes?: { authName: string; params?: ParamSpec[]; probe?: Probe }[];
+  api?: { ref?: ServiceRef; uri?: string; openapi?: OpenApiDocument };
   proxy?: { ref?: ServiceRef; uri?: string; authExtractor?: RegoSource };
-  configurations?: { name: string; data: Record<string, string> }[];
+  configurations?: ConfigurationSpec[];
 }
 
 export interface ConnectorClass {
   apiVersion: string;
   kind: 'ConnectorClass';
   metadata: ObjectMeta;
+  /** Optional: the docs' metadata-only classes (display annotations) have none. */
   spec: ConnectorClassSpec;
-  status?: { conditions?: Condition[] };
+  status?: {
+    conditions?: Condition[];
+    api?: { address?: { url?: string } };
+    proxy?: { httpAddress?: { url?: string } };
+  };
 }
 
 export interface SecretRef {
@@ -140,3 +183,57 @@ export const SecretTypes = {
   oauth2ClientCredentials: 'connectors.cpaas.io/oauth2-client-credentials',
   opaque: 'Opaque',
 } as const;
+
+// ---- Kubernetes objects the proxy manages or reads besides the three above (issue 17) ----
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface ServicePort {
+  name?: string;
+  port: number;
+  protocol?: string;
+  targetPort?: number | string;
+}
+
+/** core/v1 Service: only the fields the proxy reads or writes. */
+export interface KubeService {
+  apiVersion?: 'v1';
+  kind?: 'Service';
+  metadata: ObjectMeta & { namespace: string; ownerReferences?: OwnerReference[] };
+  spec?: {
+    type?: string;
+    externalName?: string;
+    selector?: Record<string, string>;
+    ports?: ServicePort[];
+    clusterIP?: string;
+  };
+}
+
+/** coordination.k8s.io/v1 Lease (leader election). Times are MicroTime (RFC 3339, 6 fraction digits). */
+export interface Lease {
+  apiVersion: 'coordination.k8s.io/v1';
+  kind: 'Lease';
+  metadata: ObjectMeta & { namespace: string };
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
+
+/** core/v1 ConfigMap (the `connectors-config` feature flags). */
+export interface ConfigMap {
+  apiVersion?: 'v1';
+  kind?: 'ConfigMap';
+  metadata: ObjectMeta & { namespace: string };
+  data?: Record<string, string>;
+}

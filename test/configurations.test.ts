@@ -1,10 +1,12 @@
-// Rendered configurations (SPEC §2, §8): the HTTP endpoint on the proxy port, authenticated
-// like proxy traffic, and the `configurations` CLI that writes the files into a folder, as an
-// init container or the CSI driver would. The proof is a real client: `git clone` of the
+// Rendered configurations (SPEC §2, §8, connectors_csi.mdx): the HTTP endpoints on the proxy
+// port, authenticated like proxy traffic, and the `configurations` CLI that writes what the
+// CSI driver would mount into a folder. The proof is a real client: `git clone` of the
 // Connector's ORIGINAL address with nothing but the rendered .gitconfig (HOME pointing at the
-// CLI's folder) must succeed through the proxy, host and path forms, against a real
-// `git http-backend` that wants the Secret's credentials. The examples in
-// examples/configurations/ load (the manifest validator accepts them) and render.
+// CLI's folder), or nothing but the built-in `.env` (forward proxy), must succeed through the
+// proxy against a real `git http-backend` that wants the Secret's credentials. The data model
+// (.connector, .connectors, .connectorclass, .context, .configurations), the built-in files for
+// one and several Connectors, `!<file>` exclusions and configuration.params with defaults are
+// checked on rendered text. The examples in examples/configurations/ load and render.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -56,6 +58,12 @@ function configClass(name: string, configurations: Array<{ name: string; data: R
     apiVersion: API_VERSION, kind: 'ConnectorClass', metadata: { name },
     spec: { address: { type: 'string' }, auth: { types: [{ name: 'basicAuth', secretType: 'kubernetes.io/basic-auth', optional: true }] }, configurations },
   };
+}
+
+/** The class with spec.proxy: its Connectors are served (and get a proxy address). */
+function served(cls: object): object {
+  const c = cls as { spec: Record<string, unknown> };
+  return { ...c, spec: { ...c.spec, proxy: {} } };
 }
 
 /** The example Git class as the path resolver's variant `git-path`. */
@@ -129,15 +137,32 @@ before(async () => {
         connector('registry', 'oci', 'https://registry.example.com', false),
         connector('fwd', 'forward-proxy', 'https://tool.example.com', false),
       ),
+      'model.yaml': docs(
+        // connectors_csi.mdx "Configuration Merging": one file for several Connectors of a class.
+        served(configClass('multi', [{ name: 'config', data: { '.multi-connector-config': '{{- range .connectors }}\n# Configuration for Connector: {{ .name }}\nparam_name = {{ .name }}\nparam_value = {{ .spec.address }}\n{{- end }}\n' } }])),
+        // The whole data model, and configuration params with a declared default (nexus-style).
+        { ...served(configClass('model', [])), spec: { address: { type: 'string' }, proxy: {}, configurations: [
+          { name: 'model', params: [{ name: 'mirrorRepository', type: 'string', default: 'maven-public' }, { name: 'registry', type: 'string' }], data: {
+            'model.txt': 'connector={{ .connector.metadata.namespace }}/{{ .connector.name }} address={{ .connector.spec.address }} proxyAddress={{ .connector.status.proxyAddress }}\n' +
+              'connectors={{ range .connectors }}{{ .metadata.name }},{{ end }}\nclass={{ .connectorclass.metadata.name }} proxy={{ .connectorclass.proxyAddress }} ready={{ range .connectorclass.status.conditions }}{{ .type }}{{ end }}\n' +
+              'token={{ .context.token }} ca=[{{ .context.proxy.caCert }}]\nmirror={{ .configurations.mirrorRepository }} registry={{ index .configurations "registry" }} extra={{ .configurations.extra }}\n' +
+              '{{ $p := urlParse .connectorclass.proxyAddress }}host={{ $p.host }} scheme={{ $p.scheme }}\n',
+          } },
+          { name: 'other', data: { 'other.txt': 'other of {{ .connector.name }}', 'model.txt': 'overwritten by other' } },
+        ] }, status: { conditions: [{ type: 'Ready', status: 'True' }] } },
+        connector('m1', 'model', 'https://nexus.example.com', false),
+        connector('m2', 'model', 'https://nexus2.example.com/base', false),
+        connector('mx1', 'multi', 'https://a.example.com', false),
+        connector('mx2', 'multi', 'https://b.example.com', false),
+        connector('other-ns', 'multi', 'https://c.example.com', false, 'other'),
+      ),
       'bad.yaml': docs(
         configClass('broken-cfg', [{ name: 'config', data: { 'ok.txt': 'fine', 'bad.txt': 'line one\n{{ printf ":%s" .context.token | nosuchfunc }}\n' } }]),
         configClass('failing-cfg', [{ name: 'config', data: { 'leak.txt': 'x {{ fail (printf "no access for %s (%s)" .context.token (b64enc .context.token)) }}' } }]),
         configClass('trav-file', [{ name: 'config', data: { 'fine.txt': 'ok', '../x': 'escaped {{ .context.token }}' } }]),
-        configClass('trav-conf', [{ name: '..', data: { 'y': 'escaped {{ .context.token }}' } }]),
         connector('broken', 'broken-cfg', gitOrigin, false),
         connector('failing', 'failing-cfg', gitOrigin, false),
         connector('trav-file', 'trav-file', gitOrigin, false),
-        connector('trav-conf', 'trav-conf', gitOrigin, false),
       ),
     },
     args: ['--listen', `127.0.0.1:${port}`, '--public-url', `http://127.0.0.1:${port}`, '--no-probes'],
@@ -227,6 +252,122 @@ describe('configurations over HTTP (proxy port, the caller\'s token)', () => {
   });
 });
 
+const filesUrl = (q: Record<string, string>, file?: string): string =>
+  `http://127.0.0.1:${port}/configurations/files${file === undefined ? '' : `/${encodeURIComponent(file)}`}?${new URLSearchParams(q)}`;
+
+async function mount(q: Record<string, string>, token = TOKEN): Promise<{ status: number; files: Record<string, string>; text: string }> {
+  const r = await request(filesUrl(q), { headers: bearer(token) });
+  return { status: r.status, text: r.text, files: r.status === 200 ? (JSON.parse(r.text) as { files: Record<string, string> }).files : {} };
+}
+
+describe('what the CSI driver mounts: GET /configurations/files (connectors_csi.mdx)', () => {
+  const host = (): string => `127.0.0.1:${port}`;
+
+  test('built-in files for one Connector: .env, http.proxy, https.proxy, context.token, connector.status.proxyAddress, and the proxy CA as ca.crt, ca.cert, context.proxy.caCert', async () => {
+    const r = await mount({ connectors: `${NS}/repo` });
+    assert.equal(r.status, 200, r.text);
+    const url = `http://${NS}%2Frepo:${TOKEN}@${host()}`;
+    assert.deepEqual(Object.keys(r.files).sort(), ['.env', 'ca.cert', 'ca.crt', 'connector.status.proxyAddress', 'context.proxy.caCert', 'context.token', 'http.proxy', 'https.proxy']);
+    // The CA https_proxy clients trust: the one the proxy serves at /ca.crt.
+    const ca = await request(`http://${host()}/ca.crt`);
+    assert.equal(ca.status, 200);
+    assert.match(ca.text, /^-----BEGIN CERTIFICATE-----/);
+    for (const f of ['ca.crt', 'ca.cert', 'context.proxy.caCert']) assert.equal(r.files[f], ca.text, f);
+    assert.equal(r.files['http.proxy'], url);
+    assert.equal(r.files['https.proxy'], url);
+    assert.equal(r.files['context.token'], TOKEN);
+    assert.equal(r.files['connector.status.proxyAddress'], `http://c-repo.${NS}.localhost:${port}`);
+    const env = Object.fromEntries(r.files['.env']!.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    assert.deepEqual(Object.keys(env).sort(), ['HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy']);
+    for (const k of ['http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY']) assert.equal(env[k], url);
+    // Cluster-internal names stay off the proxy, except what a listed tool lives at (127.0.0.1 here).
+    assert.equal(env.no_proxy, env.NO_PROXY);
+    assert.deepEqual(env.no_proxy!.split(','), ['localhost', '::1', '.localhost', '.svc', 'kubernetes.default', 'kubernetes.default.svc']);
+    // The raw file, as `export http_proxy=$(cat http.proxy)` reads it.
+    const raw = await request(filesUrl({ connectors: `${NS}/repo` }, 'http.proxy'), { headers: bearer(TOKEN) });
+    assert.equal(raw.status, 200);
+    assert.equal(raw.text, url);
+  });
+
+  test('several Connectors: one proxy URL listing them all; a bare name takes namespace=; the last one\'s proxy address', async () => {
+    const r = await mount({ connectors: `${NS}/repo,repo-path`, namespace: NS });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.files['http.proxy'], `http://${NS}%2Frepo,${NS}%2Frepo-path:${TOKEN}@${host()}`);
+    assert.equal(r.files['connector.status.proxyAddress'], `http://127.0.0.1:${port}/namespaces/${NS}/connectors/repo-path`);
+    const u = new URL(r.files['http.proxy']!);
+    assert.equal(decodeURIComponent(u.username), `${NS}/repo,${NS}/repo-path`);
+  });
+
+  test('!<file> excludes built-in and class files; configurations override built-ins; unknown names fail only when none is found', async () => {
+    const r = await mount({ connectors: `${NS}/repo`, 'configuration.names': 'gitconfig,nope,!context.token,!.env,!ca.cert,!context.proxy.caCert' });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(Object.keys(r.files).sort(), ['.gitconfig', 'ca.crt', 'connector.status.proxyAddress', 'http.proxy', 'https.proxy']);
+    const only = await mount({ connectors: `${NS}/repo`, 'configuration.names': '!context.token' });
+    assert.equal(only.status, 200);
+    assert.ok(!('context.token' in only.files) && 'http.proxy' in only.files);
+    const none = await mount({ connectors: `${NS}/repo`, 'configuration.names': 'nope,!context.token' });
+    assert.equal(none.status, 404, none.text);
+    assert.match(none.text, /configuration\.names: none of "nope" is a configuration of ConnectorClass "git"/);
+    const later = await mount({ connectors: `${NS}/m1`, 'configuration.names': 'model,other' });
+    assert.equal(later.files['model.txt'], 'overwritten by other', 'a later configuration wins');
+  });
+
+  test('the data model: .connector, .connectors, .connectorclass (status, proxyAddress), .context, .configurations with defaults', async () => {
+    const r = await mount({ connectors: `${NS}/m1,${NS}/m2`, 'configuration.names': 'model', 'configuration.params': JSON.stringify({ model: { registry: 'npm-proxy', extra: 'x' }, other: { ignored: 1 } }) });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.files['model.txt'],
+      `connector=${NS}/m1 address=https://nexus.example.com proxyAddress=http://c-m1.${NS}.localhost:${port}\n` +
+      `connectors=m1,m2,\nclass=model proxy=http://${host()} ready=Ready\n` +
+      `token=${TOKEN} ca=[${(await request(`http://${host()}/ca.crt`)).text}]\nmirror=maven-public registry=npm-proxy extra=x\n` +
+      `host=${host()} scheme=http\n`);
+    assert.doesNotMatch(r.files['model.txt']!, /<no value>/);
+    // The caller's value wins over the default.
+    const own = await mount({ connectors: `${NS}/m1`, 'configuration.names': 'model', 'configuration.params': '{"model": {"mirrorRepository": "releases"}}' });
+    assert.match(own.files['model.txt']!, /^mirror=releases registry=<no value> extra=<no value>$/m);
+    const bad = await mount({ connectors: `${NS}/m1`, 'configuration.names': 'model', 'configuration.params': '["x"]' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.text, /configuration\.params: must be a JSON object keyed by configuration name/);
+  });
+
+  test('the docs\' multi-Connector template renders one section per Connector', async () => {
+    const r = await mount({ connectors: `${NS}/mx1,${NS}/mx2`, 'configuration.names': 'config' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.files['.multi-connector-config'],
+      '\n# Configuration for Connector: mx1\nparam_name = mx1\nparam_value = https://a.example.com\n# Configuration for Connector: mx2\nparam_name = mx2\nparam_value = https://b.example.com\n');
+  });
+
+  test('refusals: no token 401, a Connector the token may not use 403 (nothing rendered), unknown 404, malformed 400', async () => {
+    const anon = await request(filesUrl({ connectors: `${NS}/repo` }));
+    assert.equal(anon.status, 401);
+    const mixed = await mount({ connectors: `${NS}/repo,other/other-ns` });
+    assert.equal(mixed.status, 403, mixed.text);
+    assertNoSecrets({ status: mixed.status, text: mixed.text, headers: {} } as Reply, 'mixed');
+    assert.equal((await mount({ connectors: `${NS}/nope` })).status, 404);
+    for (const [q, re] of [[{}, /name at least one Connector/], [{ connectors: 'a/b/c' }, /is not <namespace>\/<name>/], [{ connectors: `${NS}/repo`, 'configuration.names': '!' }, /"!" must be followed by a file name/]] as const) {
+      const r = await mount(q);
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.text, re);
+    }
+  });
+
+  test('forward proxy with nothing but the built-in .env: git clone of the original address gets the Secret\'s credentials', async () => {
+    const dir = join(root, 'env-mount');
+    const r = await cli(['--connectors', `${NS}/repo`, '--token', TOKEN, '--dir', dir]);
+    assert.equal(r.code, 0, r.stderr);
+    const seenStart = seen.length;
+    const target = join(root, 'clone-env');
+    const clone = await run('sh', ['-c', `set -a && . "${join(dir, '.env')}" && set +a && git clone -q "${gitOrigin}/repo.git" "${target}"`], {
+      cwd: root, timeoutMs: 60_000,
+      env: { PATH: process.env.PATH, HOME: join(root, 'empty-home'), GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0', LANG: 'C', LC_ALL: 'C' },
+    });
+    assert.equal(clone.code, 0, `git clone through .env failed:\n${clone.stderr}\n${proxy.logs().slice(-2000)}`);
+    assert.equal(readFileSync(join(target, 'README'), 'utf8'), readme);
+    const got = seen.slice(seenStart);
+    assert.ok(got.length > 0);
+    for (const s of got) assert.equal(s.authorization, basic(TOOL.username, TOOL.password), `${s.url} reached the git server without the Secret`);
+  });
+});
+
 describe('the configurations CLI and a real git clone of the original address', () => {
   const forms = [
     { form: 'host', connector: 'repo', address: () => gitOrigin, proxyPath: '/repo.git/info/refs', upstreamPath: '/repo.git/info/refs' },
@@ -235,21 +376,18 @@ describe('the configurations CLI and a real git clone of the original address', 
 
   for (const f of forms) {
     test(`${f.form} form: the CLI writes .gitconfig (0600); HOME=<folder> git clone ${f.form === 'host' ? '<address>' : '<address with /git>'}/repo.git goes through the proxy`, async () => {
-      const dir = join(root, `cfg-${f.form}`);
-      let home: string;
+      const home = join(root, `cfg-${f.form}`);
       if (f.form === 'host') {
-        // --token and every configuration: <dir>/<configuration>/<file>.
-        const r = await cli(['--namespace', NS, '--connector', f.connector, '--token', TOKEN, '--dir', dir]);
+        // --token, <namespace>/<name> and --names (the CSI attributes).
+        const r = await cli(['--connectors', `${NS}/${f.connector}`, '--names', 'gitconfig', '--token', TOKEN, '--dir', home]);
         assert.equal(r.code, 0, r.stderr);
-        home = join(dir, 'gitconfig');
-        assert.equal(r.stdout.toString().trim(), join(home, '.gitconfig'));
+        assert.deepEqual(r.stdout.toString().trim().split('\n').sort(), ['.env', '.gitconfig', 'ca.cert', 'ca.crt', 'connector.status.proxyAddress', 'context.proxy.caCert', 'context.token', 'http.proxy', 'https.proxy'].map((n) => join(home, n)));
       } else {
-        // --token-file (a projected ServiceAccount token) and one configuration: files directly in <dir>.
+        // --token-file (a projected ServiceAccount token), a bare name with --namespace, --configuration.
         const tokenFile = join(root, 'sa-token');
         writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
-        const r = await cli(['--namespace', NS, '--connector', f.connector, '--token-file', tokenFile, '--configuration', 'gitconfig', '--dir', dir]);
+        const r = await cli(['--namespace', NS, '--connector', f.connector, '--token-file', tokenFile, '--configuration', 'gitconfig', '--dir', home]);
         assert.equal(r.code, 0, r.stderr);
-        home = dir;
       }
       const file = join(home, '.gitconfig');
       assert.equal(statSync(file).mode & 0o777, 0o600, 'the file holds the caller\'s token: owner only');
@@ -285,46 +423,42 @@ describe('the configurations CLI and a real git clone of the original address', 
     });
   }
 
-  test('a file or configuration name that leaves the folder (../x, ..) is refused', async () => {
-    const base = join(root, 'trav');
-    mkdirSync(base);
-    for (const name of ['trav-file', 'trav-conf']) {
-      const dir = join(base, name, 'out');
-      const r = await cli(['--namespace', NS, '--connector', name, '--token', TOKEN, '--dir', dir]);
-      assert.notEqual(r.code, 0, `${name}: the CLI must fail: ${r.stdout.toString()}`);
-      assert.match(r.stderr, /refusing to write a file named "(\.\.\/x|\.\.)"/);
-      assert.ok(!existsSync(join(base, name, 'x')) && !existsSync(join(base, name, 'y')) && !existsSync(join(base, 'y')), `${name}: a file was written outside ${dir}`);
-      assert.ok(!existsSync(dir), `${name}: names are checked before anything is written`);
-    }
-    // The same for one configuration written directly into --dir.
-    const dir = join(base, 'one', 'out');
-    const r = await cli(['--namespace', NS, '--connector', 'trav-file', '--token', TOKEN, '--configuration', 'config', '--dir', dir]);
-    assert.notEqual(r.code, 0);
-    assert.ok(!existsSync(join(base, 'one', 'x')));
+  test('a file name that leaves the folder (../x) is refused before anything is written', async () => {
+    const dir = join(root, 'trav', 'out');
+    mkdirSync(join(root, 'trav'));
+    const r = await cli(['--connectors', `${NS}/trav-file`, '--names', 'config', '--token', TOKEN, '--dir', dir]);
+    assert.notEqual(r.code, 0, `the CLI must fail: ${r.stdout.toString()}`);
+    assert.match(r.stderr, /refusing to write a file named "\.\.\/x"/);
+    assert.ok(!existsSync(join(root, 'trav', 'x')), 'a file was written outside the folder');
+    assert.ok(!existsSync(dir), 'names are checked before anything is written');
   });
 
   test('written again over a looser file or a planted symlink: a fresh 0600 file replaces it', async () => {
     const dir = join(root, 'again');
-    mkdirSync(join(dir, 'gitconfig'), { recursive: true });
+    mkdirSync(dir, { recursive: true });
     const victim = join(root, 'victim.txt');
     writeFileSync(victim, 'untouched\n', { mode: 0o644 });
-    symlinkSync(victim, join(dir, 'gitconfig', '.gitconfig'));
-    const first = await cli(['--namespace', NS, '--connector', 'repo', '--token', TOKEN, '--dir', dir]);
+    symlinkSync(victim, join(dir, '.gitconfig'));
+    const args = ['--connectors', `${NS}/repo`, '--names', 'gitconfig,!.env,!http.proxy,!https.proxy,!connector.status.proxyAddress,!context.token,!ca.crt,!ca.cert,!context.proxy.caCert', '--token', TOKEN, '--dir', dir];
+    const first = await cli(args);
     assert.equal(first.code, 0, first.stderr);
     assert.equal(readFileSync(victim, 'utf8'), 'untouched\n', 'the symlink was not written through');
-    const file = join(dir, 'gitconfig', '.gitconfig');
+    const file = join(dir, '.gitconfig');
     assert.ok(!lstatSync(file).isSymbolicLink());
     chmodSync(file, 0o644);
-    const second = await cli(['--namespace', NS, '--connector', 'repo', '--token', TOKEN, '--dir', dir]);
+    const second = await cli(args);
     assert.equal(second.code, 0, second.stderr);
     assert.equal(statSync(file).mode & 0o777, 0o600);
-    assert.deepEqual(readdirSync(join(dir, 'gitconfig')), ['.gitconfig'], 'no temporary file left behind');
+    assert.deepEqual(readdirSync(dir), ['.gitconfig'], 'exclusions honoured, no temporary file left behind');
   });
 
   test('CLI errors: no token, a refused token (the proxy\'s answer is shown, no token in it)', async () => {
     const none = await cli(['--namespace', NS, '--connector', 'repo', '--dir', join(root, 'never')]);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /--token or --token-file/);
+    const nameless = await cli(['--connectors', 'repo', '--token', TOKEN, '--dir', join(root, 'never')]);
+    assert.equal(nameless.code, 1);
+    assert.match(nameless.stderr, /answered 400: connectors-proxy: connectors: "repo" has no namespace/);
     const other = await cli(['--namespace', NS, '--connector', 'repo', '--token', OTHER_TOKEN, '--dir', join(root, 'never')]);
     assert.equal(other.code, 1);
     assert.match(other.stderr, /answered 403/);
@@ -348,7 +482,7 @@ describe('examples/configurations: accepted by the manifest validator and render
     // The proxy loaded them too, with the test's own five classes, and logged no manifest error.
     const loaded = /\{[^\n]*"msg":"manifests loaded"[^\n]*\}/.exec(proxy.logs());
     assert.ok(loaded);
-    assert.equal((JSON.parse(loaded[0]) as { classes: number }).classes, 3 + 5);
+    assert.equal((JSON.parse(loaded[0]) as { classes: number }).classes, 3 + 6);
     assert.doesNotMatch(proxy.logs(), /"level":(40|50)[^\n]*manifest/);
   });
 

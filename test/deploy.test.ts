@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { buildCli } from '../src/config';
+import { LEADER_LEASE } from '../src/app';
+import { FLAG_DEFINITIONS } from '../src/flags/feature-flags';
 import { REPO_ROOT } from './support/proxy';
 import { startKube, type KubeCluster } from './support/kube';
 
@@ -98,14 +100,25 @@ describe('deploy/: kustomize install on a real API server', () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  test('the base renders the whole install: namespace, CRDs, ServiceAccount, RBAC, Deployment, Service, PodDisruptionBudget', () => {
+  test('the base renders the whole install: namespace, CRDs, ServiceAccount, RBAC, feature flags ConfigMap, Deployment, Service, PodDisruptionBudget', () => {
     const objs = rendered.get('deploy')!;
     assert.deepEqual(objs.map((o) => `${o.kind}/${o.metadata.name}`).sort(), [
-      'ClusterRole/connectors-proxy', 'ClusterRoleBinding/connectors-proxy',
+      'ClusterRole/connectors-proxy', 'ClusterRoleBinding/connectors-proxy', 'ConfigMap/connectors-config',
       'CustomResourceDefinition/connectorclasses.connectors.alauda.io', 'CustomResourceDefinition/connectors.connectors.alauda.io',
       'Deployment/connectors-proxy', 'Namespace/connectors-system', 'PodDisruptionBudget/connectors-proxy',
-      'Service/connectors-proxy', 'ServiceAccount/connectors-proxy',
+      'Role/connectors-proxy', 'RoleBinding/connectors-proxy',
+      'Service/connectors-proxy-service', 'ServiceAccount/connectors-proxy',
     ]);
+    // The docs' flag keys, all "false" as the docs ship them (overview/feature_flags.mdx).
+    const cm = find<Obj & { data: Record<string, string> }>(objs, 'ConfigMap');
+    assert.deepEqual(Object.keys(cm.data).sort(), FLAG_DEFINITIONS.map((d) => d.key).sort());
+    // Every flag at its default (the docs' keys are all off; enable-connect-tunnels is on).
+    for (const d of FLAG_DEFINITIONS) assert.equal(cm.data[d.key], String(d.default), d.key);
+    // Least privilege in the proxy's own namespace: that ConfigMap and that Lease by name; the
+    // proxy CA Secret is created when absent (create cannot be limited by name).
+    const rules = find<Obj & { rules: Array<{ resources: string[]; resourceNames?: string[]; verbs: string[] }> }>(objs, 'Role').rules;
+    assert.deepEqual(rules.map((r) => `${r.resources.join(',')}:${(r.resourceNames ?? ['*']).join(',')}:${r.verbs.join(',')}`),
+      ['configmaps:connectors-config:get,list,watch', 'leases:*:create', `leases:${LEADER_LEASE}:get,update`, 'secrets:*:create']);
     const ns = find(objs, 'Namespace');
     assert.equal(ns.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'restricted');
     for (const o of objs) {
@@ -211,7 +224,7 @@ describe('deploy/: kustomize install on a real API server', () => {
     assert.equal(tlsVolume?.secret?.secretName, 'connectors-proxy-tls');
     const mount = tls.volumeMounts?.find((m) => m.name === tlsVolume?.name);
     assert.ok(mount && tlsEnv.get('PROXY_TLS_CERT')!.startsWith(`${mount.mountPath}/`) && tlsEnv.get('PROXY_TLS_KEY')!.startsWith(`${mount.mountPath}/`));
-    const tlsSvc = find<Obj & { spec: { ports: Array<{ name: string; port: number; targetPort: string }> } }>(tlsObjs, 'Service', 'connectors-proxy');
+    const tlsSvc = find<Obj & { spec: { ports: Array<{ name: string; port: number; targetPort: string }> } }>(tlsObjs, 'Service', 'connectors-proxy-service');
     assert.deepEqual(tlsSvc.spec.ports.map((p) => `${p.name}:${p.port}->${p.targetPort}`).sort(), ['http:80->http', 'https:443->https']);
 
     // autoscaling: the HPA owns the replica count; the PDB allows one disruption at any count.
@@ -259,7 +272,8 @@ describe('deploy/: kustomize install on a real API server', () => {
 
     const r = await apply(['-k', BASE]);
     for (const o of ['namespace/connectors-system', 'serviceaccount/connectors-proxy', 'clusterrole.rbac.authorization.k8s.io/connectors-proxy',
-      'clusterrolebinding.rbac.authorization.k8s.io/connectors-proxy', 'deployment.apps/connectors-proxy', 'service/connectors-proxy',
+      'clusterrolebinding.rbac.authorization.k8s.io/connectors-proxy', 'role.rbac.authorization.k8s.io/connectors-proxy',
+      'rolebinding.rbac.authorization.k8s.io/connectors-proxy', 'configmap/connectors-config', 'deployment.apps/connectors-proxy', 'service/connectors-proxy-service',
       'poddisruptionbudget.policy/connectors-proxy', 'customresourcedefinition.apiextensions.k8s.io/connectors.connectors.alauda.io']) {
       assert.match(r.stdout, new RegExp(`${o.replace(/\./g, '\\.')} created`));
     }
@@ -340,13 +354,19 @@ describe('deploy/: kustomize install on a real API server', () => {
     }
   });
 
-  test('upgrade: applying a new image tag updates the Deployment in place (rolling, never below the wanted replicas)', async () => {
-    // The user's own overlay: the released base with their registry and the new tag.
+  test('upgrade: applying a new image tag updates the Deployment in place (rolling, never below the wanted replicas); RBAC and Service unchanged; feature flags come from the overlay, a hand edit of connectors-config is reset as the docs warn', async () => {
+    // What an operator did after installing: turned a flag on by hand.
+    const edit = await kube.kubectl(['patch', 'configmap', 'connectors-config', '-n', NS, '--type', 'merge', '-p', '{"data":{"enable-connector-proxy-permissions":"true"}}']);
+    assert.equal(edit.code, 0, edit.stderr);
+    // The user's own overlay: the released base with their registry, the new tag, and their
+    // flags declared (the docs' ConnectorsConfig.spec.components.core.spec.featureFlags).
     const dir = mkdtempSync(join(tmp, 'upgrade-'));
     writeFileSync(join(dir, 'kustomization.yaml'), [
       'apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization',
       `resources: [${JSON.stringify(relative(dir, BASE))}]`, // kustomize refuses absolute paths
-      'images:', '  - name: connectors-proxy', '    newName: registry.example.com/connectors-proxy', '    newTag: 0.2.0', '',
+      'images:', '  - name: connectors-proxy', '    newName: registry.example.com/connectors-proxy', '    newTag: 0.2.0',
+      'patches:', '  - patch: |-', '      apiVersion: v1', '      kind: ConfigMap', '      metadata: {name: connectors-config, namespace: connectors-system}',
+      '      data: {enable-custom-ca-certs: "true"}', '',
     ].join('\n'));
     const before = await kube.api('GET', `/apis/apps/v1/namespaces/${NS}/deployments/connectors-proxy`);
     const r = await apply(['-k', dir]);
@@ -356,6 +376,12 @@ describe('deploy/: kustomize install on a real API server', () => {
     const dep = after.json as Deployment & { metadata: { generation: number } };
     assert.equal(dep.spec.template.spec.containers[0]!.image, 'registry.example.com/connectors-proxy:0.2.0');
     assert.equal(dep.metadata.generation, (before.json as { metadata: { generation: number } }).metadata.generation + 1);
+    for (const o of ['role.rbac.authorization.k8s.io/connectors-proxy', 'rolebinding.rbac.authorization.k8s.io/connectors-proxy', 'service/connectors-proxy-service']) {
+      assert.match(r.stdout, new RegExp(`${o.replace(/\./g, '\\.')} unchanged`), `${o}: ${r.stdout}`);
+    }
+    const cm = (await kube.api('GET', `/api/v1/namespaces/${NS}/configmaps/connectors-config`)).json as { data: Record<string, string> };
+    assert.equal(cm.data['enable-custom-ca-certs'], 'true', 'the overlay\'s flag');
+    assert.equal(cm.data['enable-connector-proxy-permissions'], 'false', 'the hand edit is reset by the next apply');
   });
 
   test('uninstall: `kubectl delete -k deploy/` removes the cluster-wide objects and the workload', async () => {
@@ -366,8 +392,11 @@ describe('deploy/: kustomize install on a real API server', () => {
       '/apis/rbac.authorization.k8s.io/v1/clusterroles/connectors-proxy',
       '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/connectors-proxy',
       `/apis/apps/v1/namespaces/${NS}/deployments/connectors-proxy`,
-      `/api/v1/namespaces/${NS}/services/connectors-proxy`,
+      `/api/v1/namespaces/${NS}/services/connectors-proxy-service`,
       `/apis/policy/v1/namespaces/${NS}/poddisruptionbudgets/connectors-proxy`,
+      `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/connectors-proxy`,
+      `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings/connectors-proxy`,
+      `/api/v1/namespaces/${NS}/configmaps/connectors-config`,
     ]) assert.equal((await kube.api('GET', path)).status, 404, path);
     // CRDs and the namespace go through finalizers (this harness has no namespace controller).
     for (const path of ['/apis/apiextensions.k8s.io/v1/customresourcedefinitions/connectors.connectors.alauda.io', `/api/v1/namespaces/${NS}`]) {

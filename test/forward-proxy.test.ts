@@ -1,7 +1,7 @@
 // Forward proxy mode with real clients (SPEC section 3): `http_proxy=http://<ns>%2F<name>:
 // <token>@<proxy>` and plain `git` and `curl`. The tool's credentials are added only for
 // targets under a listed Connector's address or URL address extension; other targets go
-// without them; CONNECT gets 405; the client's token never leaves the proxy.
+// without them; CONNECT to other targets is a plain tunnel; the client's token never leaves the proxy.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -65,6 +65,7 @@ function manifests(): string {
 kind: ConnectorClass
 metadata: {name: fwd-git}
 spec:
+  proxy: {}
   address: {type: string}
   auth: {types: [{name: basicAuth, secretType: kubernetes.io/basic-auth}]}
 ---
@@ -72,6 +73,7 @@ apiVersion: connectors.alauda.io/v1alpha1
 kind: ConnectorClass
 metadata: {name: fwd-api}
 spec:
+  proxy: {}
   address: {type: string}
   addressExtensions: [{name: mirror, type: string}]
   auth: {types: [{name: bearer, secretType: connectors.cpaas.io/bearer-token}]}
@@ -318,14 +320,20 @@ describe('forward proxy mode with curl', () => {
     assert.match(raw, /^HTTP\/1\.1 400/);
   });
 
-  test('CONNECT (an https target) gets 405 explaining that tunnelling is not supported', T, async () => {
-    const r = await run('curl', ['-sS', '-i', '-p', '-x', proxyUrl('team/api', TOKEN), `http://127.0.0.1:${api.port}/gitlab/x`], { env: { PATH: process.env.PATH }, timeoutMs: 20_000 });
-    assert.notEqual(r.code, 0, 'curl could not open the tunnel');
-    assert.match(r.stdout.toString() + r.stderr, /405/);
-    // curl resets the connection after the 405; the proxy must live on.
+  test('CONNECT to a target that is no listed Connector\'s https origin is a plain tunnel: bytes relayed, no credentials added; 407 without proxy credentials', T, async () => {
+    const before = elsewhere.seen.length;
+    const r = await run('curl', ['-sS', '-i', '-p', '-x', proxyUrl('team/api', TOKEN), `http://127.0.0.1:${elsewhere.port}/through-a-tunnel`], { env: { PATH: process.env.PATH }, timeoutMs: 20_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout.toString(), /^HTTP\/1\.1 200 Connection Established/);
+    assert.equal(elsewhere.seen.length, before + 1);
+    const seen = elsewhere.seen.at(-1)!;
+    assert.equal(seen.url, '/through-a-tunnel');
+    assert.equal(seen.headers.authorization, undefined, 'a tunnel carries no Connector credentials');
+    assert.ok(!JSON.stringify(seen.rawHeaders).includes(TOKEN));
     const raw = await rawConnect();
-    assert.match(raw, /^HTTP\/1\.1 405/);
-    assert.match(raw, /CONNECT \(TLS tunnelling\) is not supported/);
+    assert.match(raw, /^HTTP\/1\.1 407/);
+    assert.match(raw, /proxy-authenticate: Basic/i);
+    assert.match(raw, /https_proxy=http:\/\/<namespace>%2F<connector>:<token>@<proxy>/);
   });
 
   test('the log has no client token and no tool credential', () => {
@@ -352,7 +360,7 @@ function rawProxyRequest(requestLine: string, proxyAuth: string): Promise<string
 function rawConnect(): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect(proxy.port, '127.0.0.1', () => {
-      socket.write(`CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\nproxy-authorization: ${basic('team/api', TOKEN)}\r\n\r\n`);
+      socket.write('CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n');
     });
     let text = '';
     socket.on('data', (c: Buffer) => { text += c.toString(); });

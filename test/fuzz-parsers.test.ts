@@ -5,7 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Resolver, hasDotSegment } from '../src/server/resolve';
-import { clientResponseHeaders, rewriteLocation, upstreamRequestHeaders, type LocationRewrite } from '../src/server/headers';
+import { clientResponseHeaders, rewriteLocation, upstreamRequestHeaders, type LocationRewrite } from '../src/http/headers';
 import { MAX_LISTED_CONNECTORS, parseProxyAuthorization, parseTarget, targetMatches } from '../src/server/forward-proxy';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);
@@ -191,7 +191,7 @@ describe('fuzz: header handling (src/server/headers.ts)', () => {
       for (let i = 0; i < raw.length; i += 2) {
         if (raw[i]!.toString().toLowerCase() === 'connection') for (const t of raw[i + 1]!.toString().split(',')) listed.add(t.trim().toLowerCase());
       }
-      const out = clientResponseHeaders(raw, undefined);
+      const out = clientResponseHeaders(raw);
       for (let i = 0; i < out.length; i += 2) {
         const n = out[i]!.toLowerCase();
         assert.ok(!HOP.has(n) && !(listed.has(n) && n !== 'close'), `${n} reached the client`);

@@ -302,6 +302,7 @@ kind: ConnectorClass
 metadata:
   name: rego-bearer
 spec:
+  proxy: {}
   address:
     type: string
   auth:

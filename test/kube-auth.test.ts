@@ -3,7 +3,7 @@
 // coalescing, and 503 (never allowed) when the API server cannot answer.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startKube, type KubeCluster } from './support/kube';
 import { run } from './support/run';
 import {
-  FileToken, KubeApiError, KubeClient, KubeConfigError, KubeUnavailableError, inClusterConfig, loadKubeconfig,
+  FileToken, KubeApiError, KubeClient, KubeConfigError, KubeUnavailableError, inClusterConfig, loadKubeClientConfig, loadKubeconfig,
   type KubeApi, type KubeClientConfig,
 } from '../src/kube/client';
 import { KubeAuthenticator, type KubeAuthenticatorOptions } from '../src/auth/kube-authenticator';
@@ -224,8 +224,20 @@ contexts:
       ['current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\nclusters: [{name: k, cluster: {server: "https://x", certificate-authority: missing.pem}}]\n',
         /clusters\[k\]\.certificate-authority: cannot read .*missing\.pem: ENOENT/],
       ['{', /not valid YAML/],
-      ['current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: "https://x"}}]\n' +
-        'users: [{name: u, user: {exec: {command: aws}}}]\n', /users\[u\]\.exec: not supported/],
+      // Never silently ignored: fields the proxy cannot honour are refused by name.
+      ['current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: "https://x"}}]\n' + 'users: [{name: u, user: {as: admin, token: t}}]\n', /users\[u\]\.as: not supported: impersonation is not supported/],
+      ['current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: "https://x"}}]\n' + 'users: [{name: u, user: {as-groups: [x], token: t}}]\n', /users\[u\]\.as-groups: not supported: impersonation/],
+      ['current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: "https://x"}}]\n' + 'users: [{name: u, user: {auth-provider: {name: gcp}}}]\n', /users\[u\]\.auth-provider: not supported: auth-provider plugins are not supported.*exec credential plugin/],
+      ['current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: "https://x"}}]\n' + 'users: [{name: u, user: {tokn: typo}}]\n', /users\[u\]\.tokn: unknown field/],
+      ['current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\nclusters: [{name: k, cluster: {server: "https://x", proxy-url: "socks5://127.0.0.1:1080"}}]\n',
+        /clusters\[k\]\.proxy-url: socks5 proxies are not supported: use an http or https proxy/],
+      ['current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\nclusters: [{name: k, cluster: {server: "https://x", compression: false}}]\n', /clusters\[k\]\.compression: unknown field/],
+      ['current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: "https://x"}}]\n' + 'users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1alpha1, command: aws}}}]\n',
+        /users\[u\]\.exec\.apiVersion: "client\.authentication\.k8s\.io\/v1alpha1" is not supported: use client\.authentication\.k8s\.io\/v1 or/],
+      ['current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: "https://x"}}]\n' + 'users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: aws, interactiveMode: Always}}}]\n',
+        /users\[u\]\.exec\.interactiveMode: Always needs a terminal/],
+      ['current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: "https://x"}}]\n' + 'users: [{name: u, user: {token: t, exec: {apiVersion: client.authentication.k8s.io/v1, command: aws}}}]\n', /give one of token\/tokenFile, username\/password or exec/],
+      ['current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: "https://x"}}]\n' + 'users: [{name: u, user: {username: bob}}]\n', /users\[u\]\.password: username and password go together/],
     ];
     for (const [text, re] of cases) {
       writeFileSync(file, text);
@@ -236,6 +248,121 @@ contexts:
         return true;
       }, text);
     }
+  });
+});
+
+describe('kubeconfig: contexts, KUBECONFIG lists, proxy-url and exec credential plugins against the API server', () => {
+  type Who = { status: { userInfo: { username: string; groups?: string[] } } };
+  const whoAmI = (cfg: KubeClientConfig): Promise<Who> => newClient(cfg).request<Who>(
+    'POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });
+
+  test('KUBECONFIG lists are merged as kubectl does (first definition and current-context win, missing files skipped); a context is chosen by name', async () => {
+    const dir = join(tmp, 'merge');
+    mkdirSync(dir, { recursive: true });
+    const saToken = await kube.createServiceAccountToken(NS, SA);
+    writeFileSync(join(dir, 'ca.pem'), kube.caCert);
+    // First file: clusters and contexts; its current-context wins over the second's.
+    writeFileSync(join(dir, 'one'), [
+      'apiVersion: v1', 'kind: Config', 'current-context: as-admin',
+      'clusters: [{name: test, cluster: {server: "' + kube.url + '", certificate-authority: ca.pem}}]',
+      'contexts: [{name: as-admin, context: {cluster: test, user: admin}}, {name: as-builder, context: {cluster: test, user: builder}}]', '',
+    ].join('\n'));
+    // Second file, elsewhere: the users (its relative paths are its own), a decoy cluster of the same name (the first wins).
+    const other = join(tmp, 'merge-other');
+    mkdirSync(other, { recursive: true });
+    writeFileSync(join(other, 'builder.token'), saToken);
+    writeFileSync(join(other, 'two'), [
+      'apiVersion: v1', 'kind: Config', 'current-context: as-builder',
+      'clusters: [{name: test, cluster: {server: "https://127.0.0.1:1"}}]',
+      'users: [{name: admin, user: {token: "' + kube.adminToken + '"}}, {name: builder, user: {tokenFile: builder.token}}]', '',
+    ].join('\n'));
+    const env = { KUBECONFIG: [join(dir, 'one'), join(dir, 'missing'), join(other, 'two')].join(':') };
+    const current = loadKubeClientConfig(undefined, env);
+    assert.equal(current.server, kube.url);
+    assert.equal((await whoAmI(current)).status.userInfo.username, 'admin');
+    const chosen = loadKubeClientConfig(undefined, env, 'as-builder');
+    assert.equal((await whoAmI(chosen)).status.userInfo.username, SA_USER);
+    assert.match(chosen.origin!, /context as-builder/);
+    // A context is a kubeconfig matter: even in a Pod, --context means the kubeconfig files.
+    const inPod = { ...env, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: '1' };
+    assert.equal(loadKubeClientConfig(undefined, inPod, 'as-builder').server, kube.url);
+    assert.throws(() => loadKubeClientConfig(undefined, env, 'nope'), /--context: contexts: no entry named "nope"/);
+    assert.throws(() => loadKubeClientConfig(undefined, { KUBECONFIG: join(dir, 'missing') }), /no kubeconfig file exists/);
+  });
+
+  test('proxy-url: the API server is reached through an HTTP CONNECT proxy', async () => {
+    const connects: string[] = [];
+    const tunnels = new Set<Socket>();
+    const proxy: HttpServer = createHttpServer((_req, res) => res.writeHead(405).end());
+    proxy.on('connect', (req, client: Socket, head: Buffer) => {
+      connects.push(req.url ?? '');
+      tunnels.add(client);
+      const [host, port] = (req.url ?? '').split(':');
+      const upstream = connect(Number(port), host!, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(client).pipe(upstream);
+      });
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    try {
+      const file = join(tmp, 'proxied.kubeconfig');
+      const port = (proxy.address() as { port: number }).port;
+      writeFileSync(file, [
+        'apiVersion: v1', 'kind: Config', 'current-context: c',
+        `clusters: [{name: k, cluster: {server: "${kube.url}", certificate-authority: "${kube.caFile}", proxy-url: "http://127.0.0.1:${port}"}}]`,
+        `users: [{name: u, user: {token: "${kube.adminToken}"}}]`,
+        'contexts: [{name: c, context: {cluster: k, user: u}}]', '',
+      ].join('\n'));
+      const cfg = loadKubeconfig(file);
+      assert.equal(cfg.proxyUrl, `http://127.0.0.1:${port}`);
+      assert.equal((await whoAmI(cfg)).status.userInfo.username, 'admin');
+      assert.deepEqual(connects, [new URL(kube.url).host], 'one tunnel to the API server, TLS inside it');
+    } finally {
+      for (const t of tunnels) t.destroy(); // tunnels are no longer the HTTP server's connections
+      await new Promise<void>((r) => proxy.close(() => r()));
+    }
+  });
+
+  test('exec plugin: a client certificate it prints authenticates; a failing plugin gives an error naming the entry, its exit code and last stderr line, never its output', async () => {
+    const dir = join(tmp, 'exec-cert');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n');
+    const ssl = async (args: string[]): Promise<void> => {
+      const r = await run('openssl', args, { cwd: dir, timeoutMs: 30_000 });
+      assert.equal(r.code, 0, r.stderr);
+    };
+    await ssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=plugin-user']);
+    await ssl(['x509', '-req', '-in', 'client.csr', '-CA', join(kube.dir, 'ca.crt'), '-CAkey', join(kube.dir, 'ca.key'), '-CAcreateserial', '-out', 'client.crt', '-days', '1', '-extfile', 'client.ext']);
+    const cred = JSON.stringify({
+      apiVersion: 'client.authentication.k8s.io/v1beta1', kind: 'ExecCredential',
+      status: { clientCertificateData: readFileSync(join(dir, 'client.crt'), 'utf8'), clientKeyData: readFileSync(join(dir, 'client.key'), 'utf8') },
+    });
+    writeFileSync(join(dir, 'cred.json'), cred);
+    writeFileSync(join(dir, 'plugin.sh'), '#!/bin/sh\ncat "$(dirname "$0")/cred.json"\n');
+    writeFileSync(join(dir, 'broken.sh'), '#!/bin/sh\necho \'{"status":{"token":"leaked-if-shown"}}\'\necho "warming up" >&2\necho "login expired: run aws sso login" >&2\nexit 3\n');
+    chmodSync(join(dir, 'plugin.sh'), 0o755);
+    chmodSync(join(dir, 'broken.sh'), 0o755);
+    const file = join(dir, 'kubeconfig');
+    const write = (command: string): void => writeFileSync(file, [
+      'apiVersion: v1', 'kind: Config', 'current-context: c',
+      `clusters: [{name: k, cluster: {server: "${kube.url}", certificate-authority: "${kube.caFile}"}}]`,
+      `users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: ${command}}}}]`,
+      'contexts: [{name: c, context: {cluster: k, user: u}}]', '',
+    ].join('\n'));
+    write('./plugin.sh');
+    assert.equal((await whoAmI(loadKubeconfig(file))).status.userInfo.username, 'plugin-user');
+    write('./broken.sh');
+    await assert.rejects(whoAmI(loadKubeconfig(file)), (e: unknown) => {
+      assert.ok(e instanceof KubeUnavailableError, String(e));
+      assert.match(e.message, /users\[u\]\.exec: the credential plugin ".*broken\.sh" exited with code 3: login expired: run aws sso login$/);
+      assert.ok(!e.message.includes('leaked-if-shown'));
+      return true;
+    });
+    write('no-such-plugin-on-path');
+    await assert.rejects(whoAmI(loadKubeconfig(file)), /"no-such-plugin-on-path" command not found/);
   });
 });
 
@@ -298,6 +425,64 @@ describe('KubeAuthenticator (TokenReview + SubjectAccessReview)', () => {
     assert.equal((await off.check(token, { namespace: NS, name: 'git' })).allowed, true);
     const on = await auth.check(token, { namespace: NS, name: 'git' });
     assert.ok(!on.allowed && on.status === 403, JSON.stringify(on));
+  });
+
+  test('checkApi: never connectors/proxy; the method\'s verb on connectors/apis/<class>, else on connectors/apis/<class><template>; cached', async () => {
+    const { auth, calls } = authenticator({ proxyPermission: true, negativeTtlMs: 0 });
+    const git = { namespace: NS, name: 'git' };
+    // The gateway without apis permissions: `get connectors` alone, even with the proxy flag on.
+    assert.deepEqual(await auth.checkApi(token, git, undefined), { allowed: true, user: SA_USER });
+    assert.deepEqual(calls, ['tokenreviews', 'subjectaccessreviews']);
+    const branches = { verb: 'create', className: 'gitlab', template: '/api/v4/projects/{id}/repository/branches' } as const;
+    calls.length = 0;
+    const denied = await auth.checkApi(token, git, branches);
+    assert.ok(!denied.allowed && denied.status === 403, JSON.stringify(denied));
+    assert.match(denied.reason, /may not create connectors\/apis\/gitlab nor connectors\/apis\/gitlab\/api\/v4\/projects\/\{id\}\/repository\/branches of connector "git"/);
+    assert.deepEqual(calls, ['subjectaccessreviews', 'subjectaccessreviews', 'subjectaccessreviews'], 'get, class level, path level');
+    // A rule naming the path template (and the Connector by resourceNames).
+    await kube.applyYaml(`
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: { name: branch-writer, namespace: ${NS} }
+rules:
+  - { apiGroups: [connectors.alauda.io], resources: ["connectors/apis/gitlab/api/v4/projects/{id}/repository/branches"], resourceNames: [git], verbs: [create] }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: { name: branch-writer, namespace: ${NS} }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: branch-writer }
+subjects: [{ kind: ServiceAccount, name: ${SA}, namespace: ${NS} }]
+`);
+    for (let i = 0; i < 200 && !(await auth.checkApi(token, git, branches)).allowed; i++) await sleep(50);
+    assert.deepEqual(await auth.checkApi(token, git, branches), { allowed: true, user: SA_USER });
+    calls.length = 0;
+    const hit = auth.checkApi(token, git, branches);
+    assert.ok(!isPromise(hit), 'a cached decision answers synchronously');
+    assert.deepEqual(calls, []);
+    // Another verb, another template, another Connector: each its own decision.
+    assert.equal((await auth.checkApi(token, git, { ...branches, verb: 'delete' })).allowed, false);
+    assert.equal((await auth.checkApi(token, git, { ...branches, template: '/api/v4/projects/{id}/repository/tags' })).allowed, false);
+    assert.equal((await auth.checkApi(token, { namespace: NS, name: 'registry' }, branches)).allowed, false);
+    // A class-level grant answers without the path-level review.
+    await kube.applyYaml(role('gitlab-apis', 'connectors/apis/gitlab', ['git']));
+    await waitForGrant('git', 'apis/gitlab');
+    calls.length = 0;
+    assert.equal((await auth.checkApi(token, git, { verb: 'get', className: 'gitlab', template: '/anything' })).allowed, true);
+    assert.deepEqual(calls, ['subjectaccessreviews', 'subjectaccessreviews']);
+  });
+
+  test('proxyPermission as a function (the feature flag, changed at run time): each check reads it, and a decision made under one value is never reused under the other', async () => {
+    let flag = false;
+    const { auth, calls } = authenticator({ proxyPermission: () => flag });
+    assert.equal((await auth.check(token, { namespace: NS, name: 'git' })).allowed, true);
+    assert.equal((auth.check(token, { namespace: NS, name: 'git' }) as AuthDecision).allowed, true, 'cached while the flag is off');
+    flag = true;
+    const on = await auth.check(token, { namespace: NS, name: 'git' });
+    assert.ok(!on.allowed && on.status === 403, `the allowed decision of a moment ago is not reused: ${JSON.stringify(on)}`);
+    flag = false;
+    const off = auth.check(token, { namespace: NS, name: 'git' });
+    assert.ok(!isPromise(off) && (off as AuthDecision).allowed, 'off again: the earlier decision (still fresh) serves');
+    assert.deepEqual(calls, ['tokenreviews', 'subjectaccessreviews', 'subjectaccessreviews', 'subjectaccessreviews']);
   });
 
   test('cache: a hit answers synchronously without an API call; one TokenReview per token', async () => {

@@ -31,7 +31,8 @@ const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
 // ---- objects ---------------------------------------------------------------------------
 
-function classYaml(name: string, o: { path?: boolean; proxy?: boolean } = {}): string {
+/** `proxy`: a spec.proxy with a uri; `none`: no spec.proxy (the docs: no proxy capability, not served). */
+function classYaml(name: string, o: { path?: boolean; proxy?: boolean; none?: boolean } = {}): string {
   return `
 apiVersion: connectors.alauda.io/v1alpha1
 kind: ConnectorClass
@@ -41,7 +42,7 @@ spec:
   address: {type: string}
   auth:
     types:
-      - {name: basic, secretType: kubernetes.io/basic-auth}${o.proxy ? '\n  proxy: {uri: "http://whatever"}' : ''}
+      - {name: basic, secretType: kubernetes.io/basic-auth}${o.proxy ? '\n  proxy: {uri: "http://whatever"}' : o.none ? '' : '\n  proxy: {}'}
 `;
 }
 
@@ -323,10 +324,12 @@ before(async () => {
   await kube.applyYaml(docs(
     classYaml('cls-host'), classYaml('cls-path', { path: true }),
     classYaml('cls-host-proxy', { proxy: true }), classYaml('cls-path-proxy', { path: true, proxy: true }),
-    ...['git', 'rot', 'gone', 'restart', 'st-host', 'st-path', 'repo'].map(secretYaml),
+    classYaml('cls-none', { none: true }),
+    ...['git', 'rot', 'gone', 'restart', 'st-host', 'st-path', 'repo', 'np'].map(secretYaml),
     connectorYaml('git', 'cls-host'), connectorYaml('rot', 'cls-host'), connectorYaml('gone', 'cls-host'),
     connectorYaml('restart', 'cls-host'), connectorYaml('repo', 'cls-path'),
     connectorYaml('st-host', 'cls-host-proxy'), connectorYaml('st-path', 'cls-path-proxy'),
+    connectorYaml('np', 'cls-none'),
   ));
   await waitForAccess('builder', true);
   await waitForAccess('pp', true, 'proxy');
@@ -441,8 +444,14 @@ describe('Kubernetes mode: the proxy binary against a real API server, as its ow
       await sleep(200);
     }
     assert.deepEqual(got, want, `got ${JSON.stringify(got)}${tail(await main())}`);
-    // A class without spec.proxy: nothing written.
-    assert.equal(await connectorStatusUrl('git'), undefined);
+    // A class without spec.proxy: nothing written, and not served (no proxy capability).
+    assert.equal(await connectorStatusUrl('np'), undefined);
+    const p = await main();
+    const n = upstream.seen.length;
+    const np = await viaHost(p, 'np', { bearer: tokens.builder! });
+    assert.equal(np.status, 502, show(np));
+    assert.match(np.text, /ConnectorClass "cls-none" has no proxy capability \(spec\.proxy is not set\)/);
+    assert.equal(upstream.seen.length, n, 'the tool was not reached');
   });
 
   test('Secret rotation: the next requests carry the new password', async () => {

@@ -9,7 +9,8 @@ import pino from 'pino';
 import { startKube, type KubeCluster } from './support/kube';
 import { REPO_ROOT } from './support/proxy';
 import { KubeClient, loadKubeconfig } from '../src/kube/client';
-import { ConnectorIndex } from '../src/sources/connector-index';
+import { ObjectStore } from '../src/sources/store';
+import { RouteTable } from '../src/routes/route-table';
 import { KubeSource, referencedSecrets } from '../src/sources/kubernetes';
 import { proxyAddress } from '../src/status/proxy-address';
 import type { Connector, ConnectorClass } from '../src/types';
@@ -30,7 +31,7 @@ function client(): KubeClient {
   return c;
 }
 
-function source(index: ConnectorIndex, restarts: string[] = [], watchTimeoutSeconds?: number): KubeSource {
+function source(index: ObjectStore, restarts: string[] = [], watchTimeoutSeconds?: number): KubeSource {
   const s = new KubeSource(client(), index, silent, {
     onRestart: (resource, reason) => restarts.push(`${resource}:${reason}`),
     reflector: { backoffMs: { initial: 50, max: 500 }, watchTimeoutSeconds },
@@ -63,7 +64,7 @@ const connector = (ns: string, name: string, secretName?: string, secretNs?: str
   apiVersion: 'connectors.alauda.io/v1alpha1', kind: 'Connector', metadata: { name, namespace: ns },
   spec: { connectorClassName: 'watch-class', address: 'http://127.0.0.1:9/x', ...(secretName ? { auth: { name: 'basic', secretRef: { name: secretName, ...(secretNs ? { namespace: secretNs } : {}) } } } : {}) },
 });
-const password = (index: ConnectorIndex, ns: string, name: string): string | undefined => {
+const password = (index: ObjectStore, ns: string, name: string): string | undefined => {
   const data = index.secret(ns, name)?.data?.password;
   return data === undefined ? undefined : Buffer.from(data, 'base64').toString();
 };
@@ -76,7 +77,7 @@ before(async () => {
   for (const ns of [NS, NS2]) await must('POST', '/api/v1/namespaces', { metadata: { name: ns } });
   await must('POST', `${GROUP}/connectorclasses`, {
     apiVersion: 'connectors.alauda.io/v1alpha1', kind: 'ConnectorClass', metadata: { name: 'watch-class' },
-    spec: { address: { type: 'string' }, auth: { types: [{ name: 'basic', secretType: 'kubernetes.io/basic-auth' }] } },
+    spec: { address: { type: 'string' }, proxy: {}, auth: { types: [{ name: 'basic', secretType: 'kubernetes.io/basic-auth' }] } },
   });
   // Before any watcher starts: one referenced Secret, one unreferenced, one Connector.
   await must('POST', `/api/v1/namespaces/${NS}/secrets`, secret(NS, 'used', 'pw-used-1'));
@@ -92,7 +93,8 @@ after(async () => {
 
 describe('Kubernetes watcher', () => {
   test('first sync: ready only after all three lists; only referenced Secrets are kept', async () => {
-    const index = new ConnectorIndex();
+    const index = new ObjectStore();
+    const routes = new RouteTable(index);
     const s = source(index);
     assert.equal(index.ready, false);
     await s.start();
@@ -102,14 +104,15 @@ describe('Kubernetes watcher', () => {
     assert.equal(password(index, NS, 'used'), 'pw-used-1');
     assert.equal(index.secret(NS, 'unused'), undefined, 'an unreferenced Secret must not be kept');
     assert.ok(index.counts().secrets >= 1);
-    const route = index.route(NS, 'first');
+    const route = routes.route(NS, 'first');
     assert.equal(route?.broken, undefined);
     assert.deepEqual(s.lists, { connectorclasses: 1, connectors: 1, secrets: 1 });
     s.stop();
   });
 
   test('events: a Secret created before its Connector is fetched; rotation, reference changes and deletes follow', async () => {
-    const index = new ConnectorIndex();
+    const index = new ObjectStore();
+    const routes = new RouteTable(index);
     const s = source(index);
     await s.start();
     // The Secret's ADDED event arrives while nobody references it: dropped...
@@ -119,7 +122,7 @@ describe('Kubernetes watcher', () => {
     // ...so the Connector that references it makes the watcher GET it.
     await must('POST', `${GROUP}/namespaces/${NS}/connectors`, connector(NS, 'second', 'early'));
     await until('the early Secret', () => password(index, NS, 'early'));
-    assert.equal(index.route(NS, 'second')?.broken, undefined);
+    assert.equal(routes.route(NS, 'second')?.broken, undefined);
 
     // Rotation.
     await must('PUT', `/api/v1/namespaces/${NS}/secrets/early`, secret(NS, 'early', 'pw-early-2'));
@@ -128,10 +131,10 @@ describe('Kubernetes watcher', () => {
     // A Connector created before its Secret: broken until the Secret arrives by watch.
     await must('POST', `${GROUP}/namespaces/${NS2}/connectors`, connector(NS2, 'third', 'late'));
     await until('third', () => index.connector(NS2, 'third'));
-    assert.match(index.route(NS2, 'third')?.broken ?? '', /Secret watch-b\/late not found/);
+    assert.match(routes.route(NS2, 'third')?.broken ?? '', /Secret watch-b\/late not found/);
     await must('POST', `/api/v1/namespaces/${NS2}/secrets`, secret(NS2, 'late', 'pw-late'));
     await until('the late Secret', () => password(index, NS2, 'late'));
-    assert.equal(index.route(NS2, 'third')?.broken, undefined);
+    assert.equal(routes.route(NS2, 'third')?.broken, undefined);
 
     // Re-point `second` at `used` (already kept, referenced by `first`): `early` is dropped.
     const second = await must('GET', `${GROUP}/namespaces/${NS}/connectors/second`) as Connector;
@@ -143,7 +146,7 @@ describe('Kubernetes watcher', () => {
     // Deleting `second` keeps `used` (still referenced by `first`); deleting `third` drops `late`.
     await must('DELETE', `${GROUP}/namespaces/${NS}/connectors/second`);
     await must('DELETE', `${GROUP}/namespaces/${NS2}/connectors/third`);
-    await until('third gone', () => index.connector(NS2, 'third') === undefined && index.route(NS2, 'third') === undefined);
+    await until('third gone', () => index.connector(NS2, 'third') === undefined && routes.route(NS2, 'third') === undefined);
     await until('late dropped', () => index.secret(NS2, 'late') === undefined);
     assert.equal(index.connector(NS, 'second'), undefined);
     assert.equal(password(index, NS, 'used'), 'pw-used-1');
@@ -154,12 +157,12 @@ describe('Kubernetes watcher', () => {
     await until('doomed', () => password(index, NS, 'doomed'));
     await must('DELETE', `/api/v1/namespaces/${NS}/secrets/doomed`);
     await until('doomed deleted', () => index.secret(NS, 'doomed') === undefined);
-    assert.match(index.route(NS, 'fourth')?.broken ?? '', /not found/);
+    assert.match(routes.route(NS, 'fourth')?.broken ?? '', /not found/);
     s.stop();
   });
 
   test('a watch that the server ends is renewed from the last version: no event is lost, no relist', async () => {
-    const index = new ConnectorIndex();
+    const index = new ObjectStore();
     const restarts: string[] = [];
     const s = source(index, restarts, 1);
     await s.start();
@@ -172,7 +175,7 @@ describe('Kubernetes watcher', () => {
   });
 
   test('API server restart: watches reconnect (relisting after 410 Gone) and see changes made after it', async () => {
-    const index = new ConnectorIndex();
+    const index = new ObjectStore();
     const restarts: string[] = [];
     const s = source(index, restarts);
     await s.start();
@@ -196,7 +199,7 @@ describe('Kubernetes watcher', () => {
   });
 
   test('stop() ends every watch: no more changes reach the index', async () => {
-    const index = new ConnectorIndex();
+    const index = new ObjectStore();
     const s = source(index);
     await s.start();
     s.stop();

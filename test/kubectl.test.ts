@@ -38,6 +38,7 @@ metadata:
   name: k8s
   annotations: {connectors.cpaas.io/proxy-resolver: path}
 spec:
+  proxy: {}
   address: {type: string}
   auth:
     types:

@@ -99,6 +99,7 @@ const CLASS = `apiVersion: connectors.alauda.io/v1alpha1
 kind: ConnectorClass
 metadata: {name: oauth-tool}
 spec:
+  proxy: {}
   address: {type: string}
   params:
     - {name: clientAuthMethod, type: string, default: basic, description: "basic (client_secret_basic) or body (client_secret_post)"}

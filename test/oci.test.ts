@@ -10,13 +10,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { privateHosts } from './support/hosts';
 import { request } from './support/http';
 import { basic, REPO_ROOT, startProxy, type ProxyProcess } from './support/proxy';
 import { startRegistryHarness, type RegistryHarness } from './support/registry';
 import { run, type RunResult } from './support/run';
 import { startUpstream, type Upstream } from './support/upstream';
-import { mergeScopes, parseChallenge, scopesFor } from '../src/inject/oci';
-import { rewriteLocation } from '../src/server/headers';
+import { mergeScopes, scopesFor } from '../src/oci/scopes';
+import { parseChallenge } from '../src/http/challenge';
+import { rewriteLocation } from '../src/http/headers';
+import { rewriteRegistryLocation } from '../src/oci/profile';
 
 const CRANE = join(REPO_ROOT, '.cache', 'crane');
 const USER = 'reg-robot';
@@ -36,6 +39,7 @@ metadata:
   annotations:
     connectors.cpaas.io/proxy-resolver: ${resolver}
 spec:
+  proxy: {}
   address:
     type: string
   auth:
@@ -311,16 +315,14 @@ describe('OCI registry token flow through the proxy (skopeo, crane, docker-regis
   });
 
   test('host form (c-<name>.<ns>.<domain>) with crane and skopeo, the name resolved through a private /etc/hosts', async (t) => {
-    const hosts = join(work, 'hosts');
-    writeFileSync(hosts, `127.0.0.1 c-registry-h.team.${DOMAIN}\n${readFileSync('/etc/hosts', 'utf8')}`);
     // A mount namespace gives the clients their own /etc/hosts; the machine's stays untouched.
-    const probe = await run('unshare', ['-m', 'sh', '-c', `mount --bind ${hosts} /etc/hosts && getent hosts c-registry-h.team.${DOMAIN}`]);
-    if (probe.code !== 0) {
-      t.skip(`cannot give the clients a private /etc/hosts here (unshare -m: ${probe.stderr.trim()})`);
+    const ns = await privateHosts(work, [`c-registry-h.team.${DOMAIN}`]);
+    if ('unavailable' in ns) {
+      t.skip(ns.unavailable);
       return;
     }
     const inNs = (cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> =>
-      run('unshare', ['-m', 'sh', '-c', `mount --bind "$0" /etc/hosts && exec "$@"`, hosts, cmd, ...args], { env: { ...process.env, HOME: work, ...env }, timeoutMs: 120_000 });
+      ns.hosts.run(cmd, args, { env: { ...process.env, HOME: work, ...env }, timeoutMs: 120_000 });
     const l = await layer('hostform', { 'h.txt': 'host form\n' });
     const ref = `c-registry-h.team.${DOMAIN}:${proxy.port}/hostform/img:1`;
     ok(await inNs(CRANE, ['--insecure', 'append', '--oci-empty-base', '-f', l.path, '-t', ref], { DOCKER_CONFIG: goodConfig }), 'crane push (host form)');
@@ -538,14 +540,15 @@ describe('OCI pieces', () => {
 
   test('rewriteLocation: OCI path form keeps the prefix inside the repository name; other hosts untouched', () => {
     const rw = { upstreamBase: 'http://reg:5000', upstreamPath: '', publicBase: 'http://proxy/v2/namespaces/t/connectors/r', publicPath: '/v2/namespaces/t/connectors/r' };
-    assert.equal(rewriteLocation('/v2/app/blobs/uploads/u?_state=s', rw), '/v2/namespaces/t/connectors/r/app/blobs/uploads/u?_state=s');
-    assert.equal(rewriteLocation('http://reg:5000/v2/app/blobs/uploads/u', rw), 'http://proxy/v2/namespaces/t/connectors/r/app/blobs/uploads/u');
-    assert.equal(rewriteLocation('http://s3.example/bucket/blob?sig=1', rw), 'http://s3.example/bucket/blob?sig=1');
+    assert.equal(rewriteRegistryLocation('/v2/app/blobs/uploads/u?_state=s', rw), '/v2/namespaces/t/connectors/r/app/blobs/uploads/u?_state=s');
+    assert.equal(rewriteRegistryLocation('http://reg:5000/v2/app/blobs/uploads/u', rw), 'http://proxy/v2/namespaces/t/connectors/r/app/blobs/uploads/u');
+    assert.equal(rewriteRegistryLocation('http://s3.example/bucket/blob?sig=1', rw), 'http://s3.example/bucket/blob?sig=1');
     // distribution builds absolute URLs from X-Forwarded-Host: the proxy's origin, no prefix.
-    assert.equal(rewriteLocation('http://PROXY/v2/app/blobs/uploads/u', rw), 'http://proxy/v2/namespaces/t/connectors/r/app/blobs/uploads/u');
-    assert.equal(rewriteLocation('http://proxy/v2/namespaces/t/connectors/r/app/blobs/x', rw), 'http://proxy/v2/namespaces/t/connectors/r/app/blobs/x');
-    assert.equal(rewriteLocation('http://proxy/other', rw), 'http://proxy/other');
+    assert.equal(rewriteRegistryLocation('http://PROXY/v2/app/blobs/uploads/u', rw), 'http://proxy/v2/namespaces/t/connectors/r/app/blobs/uploads/u');
+    assert.equal(rewriteRegistryLocation('http://proxy/v2/namespaces/t/connectors/r/app/blobs/x', rw), 'http://proxy/v2/namespaces/t/connectors/r/app/blobs/x');
+    assert.equal(rewriteRegistryLocation('http://proxy/other', rw), 'http://proxy/other');
     const host = { upstreamBase: 'http://reg:5000', upstreamPath: '', publicBase: 'http://c-r.t.d', publicPath: '' };
+    assert.equal(rewriteRegistryLocation('http://reg:5000/v2/app/blobs/uploads/u', host), 'http://c-r.t.d/v2/app/blobs/uploads/u');
     assert.equal(rewriteLocation('http://reg:5000/v2/app/blobs/uploads/u', host), 'http://c-r.t.d/v2/app/blobs/uploads/u');
     const plain = { upstreamBase: 'http://git:80/x', upstreamPath: '/x', publicBase: 'http://proxy/namespaces/t/connectors/g', publicPath: '/namespaces/t/connectors/g' };
     assert.equal(rewriteLocation('/x/v2/y', plain), '/namespaces/t/connectors/g/v2/y');
@@ -583,6 +586,7 @@ metadata:
   name: oci
   annotations: {connectors.cpaas.io/proxy-resolver: path}
 spec:
+  proxy: {}
   address: {type: string}
   auth:
     types:

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { UrlReplacer, substitutionsFor } from '../src/server/body-rewrite';
+import { UrlReplacer, substitutionsFor } from '../src/http/body-rewrite';
 import { basic, startProxy, type ProxyProcess } from './support/proxy';
 import { request } from './support/http';
 import { startPypiserver, startVerdaccio, writeWheel, type PackageRegistry } from './support/package-registries';
@@ -37,6 +37,7 @@ metadata:
   name: ${name}
   annotations: {connectors.cpaas.io/proxy-resolver: ${resolver}}
 spec:
+  proxy: {}
   address: {type: string}
   auth: {types: [{name: basicAuth, secretType: kubernetes.io/basic-auth}]}
 ---

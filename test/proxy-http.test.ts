@@ -147,16 +147,17 @@ describe('reverse proxy over HTTP', () => {
     }
   });
 
-  test('CONNECT → 405 with an explanation', async () => {
+  test('CONNECT without proxy credentials → 407 naming the https_proxy form; nothing is tunnelled', async () => {
     const text = await new Promise<string>((resolve, reject) => {
       const s = connect(proxy.port, '127.0.0.1', () => s.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'));
       let buf = '';
-      s.on('data', (d) => { buf += d.toString(); if (buf.includes('not supported')) { s.destroy(); resolve(buf); } });
+      s.on('data', (d) => { buf += d.toString(); });
       s.on('error', reject);
       s.on('close', () => resolve(buf));
     });
-    assert.match(text, /^HTTP\/1\.1 405/);
-    assert.match(text, /CONNECT \(TLS tunnelling\) is not supported/);
+    assert.match(text, /^HTTP\/1\.1 407/);
+    assert.match(text, /https_proxy=http:\/\/<namespace>%2F<connector>:<token>@<proxy>/);
+    assert.match(text, /connection: close/i);
   });
 
   test('hop-by-hop headers are dropped both ways, including those named in Connection', async () => {
@@ -286,10 +287,10 @@ describe('reverse proxy over HTTP', () => {
     assert.equal((await ops('/healthz')).status, 200);
     assert.equal((await ops('/readyz')).status, 200);
     const m = (await ops('/metrics')).text;
-    assert.match(m, /connectors_proxy_requests_total\{connector="team\/tool",class="cls-tool",code="200"\} \d+/);
-    assert.match(m, /connectors_proxy_requests_total\{connector="unknown",class="unknown",code="401"\} \d+/);
-    assert.match(m, /connectors_proxy_request_duration_seconds_bucket\{le="0.005",connector="team\/tool",class="cls-tool"\}/);
-    assert.match(m, /connectors_proxy_upstream_errors_total\{connector="team\/dead",class="cls-dead",reason="connect_refused"\} 1/);
+    assert.match(m, /connectors_proxy_requests_total\{connector="team\/tool",class="cls-tool",way="reverse",code="200"\} \d+/);
+    assert.match(m, /connectors_proxy_requests_total\{connector="unknown",class="unknown",way="reverse",code="401"\} \d+/);
+    assert.match(m, /connectors_proxy_request_duration_seconds_bucket\{le="0.005",connector="team\/tool",class="cls-tool",way="reverse"\}/);
+    assert.match(m, /connectors_proxy_upstream_errors_total\{connector="team\/dead",class="cls-dead",way="reverse",reason="connect_refused"\} 1/);
     assert.match(m, /connectors_proxy_requests_in_flight 0/);
     assert.equal((await request(proxy.url('/metrics'))).status, 404, 'metrics are not served on the proxy port');
   });

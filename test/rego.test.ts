@@ -38,7 +38,7 @@ ${params}
         generator:
           rego: |
 ${indent(o.rego, 12)}
-${o.extractor ? `  proxy:\n    authExtractor:\n      rego: |\n${indent(o.extractor, 8)}\n` : ''}---
+${o.extractor ? `  proxy:\n    authExtractor:\n      rego: |\n${indent(o.extractor, 8)}\n` : '  proxy: {}\n'}---
 apiVersion: connectors.alauda.io/v1alpha1
 kind: Connector
 metadata:

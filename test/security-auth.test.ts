@@ -52,6 +52,7 @@ metadata:
   name: cls-inject
   annotations: {connectors.cpaas.io/proxy-resolver: path}
 spec:
+  proxy: {}
   address: {type: string}
   auth:
     types:
@@ -264,7 +265,7 @@ describe('auth bypass, header injection and credential confinement', () => {
     }
     // Metric labels are names, never paths or values.
     const labels = new Set([...metrics.text.matchAll(/\{([^}]*)\}/g)].flatMap((m) => m[1]!.split(',').map((l) => l.split('=')[0])));
-    for (const l of labels) assert.ok(['connector', 'class', 'code', 'le', 'reason', 'kind', 'source', 'result', 'version', 'type', 'space', 'major', 'minor', 'patch', 'versionNumber', 'status'].includes(l!), `unexpected metric label ${l}`);
+    for (const l of labels) assert.ok(['connector', 'class', 'way', 'code', 'le', 'reason', 'kind', 'source', 'result', 'version', 'type', 'space', 'major', 'minor', 'patch', 'versionNumber', 'status'].includes(l!), `unexpected metric label ${l}`);
   });
 });
 

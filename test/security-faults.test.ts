@@ -201,6 +201,7 @@ function policyManifests(address: string, fixed = false): string {
 kind: ConnectorClass
 metadata: {name: cls-policy, annotations: {connectors.cpaas.io/proxy-resolver: path}}
 spec:
+  proxy: {}
   address: {type: string}
   auth:
     types:

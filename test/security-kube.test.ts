@@ -69,6 +69,7 @@ apiVersion: connectors.alauda.io/v1alpha1
 kind: ConnectorClass
 metadata: {name: sec-path, annotations: {connectors.cpaas.io/proxy-resolver: path}}
 spec:
+  proxy: {}
   address: {type: string}
   auth: {types: [{name: basic, secretType: kubernetes.io/basic-auth}]}
 ---

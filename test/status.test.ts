@@ -349,10 +349,15 @@ describe('Connector conditions from real probes (embedded mode, ops /status)', (
     assert.ok(matches(cls.conds, { APIReady: ['True', 'NonAPI'], ProxyReady: ['True', 'NonProxy'] }), show(cls.conds));
     assert.equal(cls.item.apiUrl, undefined);
 
-    // A client request through the proxy (its token is now known to the proxy process): later
-    // probes must still never carry it.
-    const r = await request(proxy.url('/repo.git/info/refs?service=git-upload-pack'), {
+    // The seed's class declares no spec.proxy: no proxy capability, its Connector is not served.
+    const refused = await request(proxy.url('/repo.git/info/refs?service=git-upload-pack'), {
       headers: { host: `c-repo.${NS}.proxy.test:${proxy.port}`, authorization: basic('any', CLIENT_TOKEN) },
+    });
+    assert.equal(refused.status, 502, refused.text);
+    // A client request through the proxy to a served Connector (its token is now known to the
+    // proxy process): later probes must still never carry it.
+    const r = await request(proxy.url('/live'), {
+      headers: { host: `c-served.${NS}.proxy.test:${proxy.port}`, authorization: basic('any', CLIENT_TOKEN) },
     });
     assert.equal(r.status, 200, r.text);
   });

@@ -4,35 +4,10 @@
 // must name the template and position, and read exactly as Go's (parse errors add a column).
 import { after, before, describe, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { compileTemplate, TemplateError } from '../src/templates';
 import * as parser from '../src/templates/parser';
 import { TEMPLATE_CASES, TemplateCase } from './support/template-cases';
-import { run } from './support/run';
-
-const GO_SOURCE = path.resolve(__dirname, '..', '..', 'test', 'support', 'gotemplate');
-
-interface GoResult { readonly output?: string; readonly error?: string }
-
-/** Runs the reference binary with the cases on stdin. */
-function runReference(binary: string, cases: readonly TemplateCase[]): Promise<GoResult[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-    child.once('error', reject);
-    child.once('close', (code) => {
-      if (code !== 0) { reject(new Error(`reference renderer exited ${code}: ${err}`)); return; }
-      resolve(JSON.parse(Buffer.concat(out).toString('utf8')) as GoResult[]);
-    });
-    child.stdin.end(JSON.stringify(cases.map((c) => ({ name: c.name, template: c.template, data: c.data }))));
-  });
-}
+import { buildGoReference, type GoReference, type GoResult } from './support/go-reference';
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -49,26 +24,17 @@ function renderOurs(c: TemplateCase): Ours {
 }
 
 describe('Go text/template + sprig parity', () => {
-  let dir = '';
+  let reference: GoReference | undefined;
   let results: GoResult[] = [];
 
   before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'gotemplate-'));
-    const binary = path.join(dir, 'gotemplate');
-    // -mod=readonly: go.mod/go.sum are committed and must not change; GOWORK/GOTOOLCHAIN keep
-    // the build to this module and the installed Go.
-    const build = await run('go', ['build', '-mod=readonly', '-o', binary, '.'], {
-      cwd: GO_SOURCE,
-      env: { ...process.env, GOWORK: 'off', GOTOOLCHAIN: 'local' },
-      timeoutMs: 300_000,
-    });
-    assert.equal(build.code, 0, `go build of the reference renderer failed:\n${build.stderr}`);
-    results = await runReference(binary, TEMPLATE_CASES);
+    reference = await buildGoReference();
+    results = await reference.run(TEMPLATE_CASES.map((c) => ({ name: c.name, template: c.template, data: c.data })));
     assert.equal(results.length, TEMPLATE_CASES.length);
   }, { timeout: 320_000 });
 
   after(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await reference?.remove();
   });
 
   test('the table is large and covers both outcomes', () => {

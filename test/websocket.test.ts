@@ -252,7 +252,7 @@ test('every upgrade exchange has ended: no request left in flight', T, async () 
   // Each form opened three sessions, one of them cut by the client without a close frame:
   // all three are sessions that were upgraded, so all three count as 101.
   for (const c of ['echo', 'echo-path']) {
-    const ended = [...metrics.matchAll(new RegExp(`^connectors_proxy_requests_total\\{connector="team/${c}",class="cls-${c}",code="(\\d+)"\\} (\\d+)$`, 'gm'))];
+    const ended = [...metrics.matchAll(new RegExp(`^connectors_proxy_requests_total\\{connector="team/${c}",class="cls-${c}",way="reverse",code="(\\d+)"\\} (\\d+)$`, 'gm'))];
     const byCode = new Map(ended.map((m) => [m[1]!, Number(m[2])]));
     assert.equal(byCode.get('101'), 3, `${c}: ${JSON.stringify([...byCode])}`);
     assert.equal([...byCode.values()].reduce((a, b) => a + b, 0), 3, `${c}: every session was accounted once`);

@@ -10,6 +10,21 @@ export interface ConnectorRef {
   readonly name: string;
 }
 
+/** A Kubernetes verb the Connectors API gateway maps an HTTP method to (docs: connector_api.mdx). */
+export type ApiVerb = 'get' | 'create' | 'update' | 'delete' | 'patch';
+
+/**
+ * What the Connectors API gateway asks beyond `get` on the Connector when
+ * enable-connector-apis-permissions is on: `verb` on `connectors/apis/<className>` (any path
+ * of the class), or else on `connectors/apis/<className><template>` (one OpenAPI path).
+ */
+export interface ApiPermission {
+  readonly verb: ApiVerb;
+  readonly className: string;
+  /** The `spec.api.openapi` path template the request matched (`/api/v4/projects/{id}`), if any. */
+  readonly template?: string;
+}
+
 export interface ClientAuthenticator {
   /**
    * Decides whether `token` may use the Connector `ref`. Answers synchronously when it
@@ -21,6 +36,18 @@ export interface ClientAuthenticator {
    * OCI `/v2/` version check a registry client makes before it names a repository.
    */
   authenticate(token: string): AuthDecision | Promise<AuthDecision>;
+  /**
+   * The Connectors API gateway: whether `token` may `get` the Connector `ref` and, when
+   * `permission` is given, use its class's API as it says. Unlike `check`, never asks for
+   * `connectors/proxy`: the API and the proxy are separate capabilities (permission_model.mdx).
+   */
+  checkApi(token: string, ref: ConnectorRef, permission: ApiPermission | undefined): AuthDecision | Promise<AuthDecision>;
+}
+
+/** The resources `permission` names, class first: `connectors/apis/<class>[, connectors/apis/<class><template>]`. */
+export function apiResources(permission: ApiPermission): readonly string[] {
+  const cls = `connectors/apis/${permission.className}`;
+  return permission.template === undefined ? [cls] : [cls, cls + permission.template];
 }
 
 export const UNAUTHENTICATED: AuthDecision = Object.freeze({

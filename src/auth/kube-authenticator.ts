@@ -1,19 +1,21 @@
 // Kubernetes mode's authenticator (SPEC section 4): TokenReview, then SubjectAccessReview
 // `get connectors.connectors.alauda.io <name> -n <ns>` (and, with
-// enable-connector-proxy-permissions, `get connectors/proxy`). Decisions are cached briefly
+// enable-connector-proxy-permissions, `get connectors/proxy`; for the Connectors API gateway
+// with enable-connector-apis-permissions, the method's verb on `connectors/apis/<class>`). Decisions are cached briefly
 // so a busy pipeline costs the API server a review per TTL, not per request; a cache hit
 // answers synchronously. An API server that cannot answer gives 503, never an open door.
 import { createHash } from 'node:crypto';
 import { KubeApiError, KubeUnavailableError, type KubeApi } from '../kube/client';
-import type { AuthDecision, ClientAuthenticator, ConnectorRef } from './authenticator';
+import { apiResources, type ApiPermission, type AuthDecision, type ClientAuthenticator, type ConnectorRef } from './authenticator';
+import { mapMaybe } from '../util/maybe';
 
 export const CONNECTORS_GROUP = 'connectors.alauda.io';
 
 export interface KubeAuthenticatorOptions {
   /** TokenReview `spec.audiences`; empty: the API server's own audiences. */
   readonly audiences?: readonly string[];
-  /** The `enable-connector-proxy-permissions` flag: also require `get connectors/proxy`. */
-  readonly proxyPermission?: boolean;
+  /** The `enable-connector-proxy-permissions` flag (read per check: it may change at run time): also require `get connectors/proxy`. */
+  readonly proxyPermission?: boolean | (() => boolean);
   /** How long an allowed decision (and an authenticated TokenReview) is kept (default 30 s). */
   readonly positiveTtlMs?: number;
   /** How long a 401/403 decision (and an unauthenticated TokenReview) is kept (default 5 s). */
@@ -48,6 +50,8 @@ interface SarReply { status?: { allowed?: boolean; denied?: boolean; reason?: st
 
 const UNAUTHENTICATED: AuthDecision = Object.freeze({ allowed: false, status: 401, reason: 'missing or invalid token' });
 const NOT_AUTHENTICATED: Review = Object.freeze({ authenticated: false });
+/** The proxy's extra check (enable-connector-proxy-permissions): `get connectors/proxy`. */
+const PROXY = Symbol('connectors/proxy');
 
 /** A Map kept in use order: a hit moves the key to the end, inserts evict from the front. */
 class TtlLru<V> {
@@ -79,7 +83,7 @@ export class KubeAuthenticator implements ClientAuthenticator {
   private readonly pendingDecisions = new Map<string, Promise<AuthDecision>>();
   private readonly pendingReviews = new Map<string, Promise<Review>>();
   private readonly audiences: readonly string[];
-  private readonly proxyPermission: boolean;
+  private readonly proxyPermission: () => boolean;
   private readonly positiveTtl: number;
   private readonly negativeTtl: number;
   private readonly now: () => number;
@@ -87,7 +91,8 @@ export class KubeAuthenticator implements ClientAuthenticator {
 
   constructor(private readonly api: KubeApi, opts: KubeAuthenticatorOptions = {}) {
     this.audiences = [...(opts.audiences ?? [])];
-    this.proxyPermission = opts.proxyPermission ?? false;
+    const pp = opts.proxyPermission ?? false;
+    this.proxyPermission = typeof pp === 'function' ? pp : () => pp;
     this.positiveTtl = opts.positiveTtlMs ?? 30_000;
     this.negativeTtl = opts.negativeTtlMs ?? 5_000;
     this.now = opts.now ?? Date.now;
@@ -101,12 +106,29 @@ export class KubeAuthenticator implements ClientAuthenticator {
     if (token === '') return UNAUTHENTICATED;
     // Keys hold a hash, so a heap dump of the caches shows no token.
     const tokenKey = createHash('sha256').update(token).digest('base64');
-    const key = `${tokenKey} ${ref.namespace} ${ref.name}`;
+    // The flag is part of the key: flipping it never reuses a decision made under the other value.
+    const proxyPermission = this.proxyPermission();
+    const key = `${tokenKey} ${ref.namespace} ${ref.name}${proxyPermission ? ' p' : ''}`;
+    return this.cached(key, () => this.decide(token, tokenKey, ref, proxyPermission ? PROXY : undefined));
+  }
+
+  checkApi(token: string, ref: ConnectorRef, permission: ApiPermission | undefined): AuthDecision | Promise<AuthDecision> {
+    if (token === '') return UNAUTHENTICATED;
+    const tokenKey = createHash('sha256').update(token).digest('base64');
+    // NUL apart: a class name or path template cannot run into the next field.
+    const key = permission === undefined
+      ? `${tokenKey} ${ref.namespace} ${ref.name} api`
+      : `${tokenKey} ${ref.namespace} ${ref.name} api\u0000${permission.verb}\u0000${permission.className}\u0000${permission.template ?? ''}`;
+    return this.cached(key, () => this.decide(token, tokenKey, ref, permission));
+  }
+
+  /** A decision from the cache, the review already running for `key`, or a new one (then cached). */
+  private cached(key: string, decide: () => Promise<AuthDecision>): AuthDecision | Promise<AuthDecision> {
     const cached = this.decisions.get(key, this.now());
     if (cached !== undefined) return cached;
     const pending = this.pendingDecisions.get(key);
     if (pending !== undefined) return pending;
-    const p = this.decide(token, tokenKey, ref).then((d) => {
+    const p = decide().then((d) => {
       if (d.allowed) this.decisions.set(key, d, this.now() + this.positiveTtl);
       else if (d.status !== 503) this.decisions.set(key, d, this.now() + this.negativeTtl);
       return d;
@@ -118,8 +140,7 @@ export class KubeAuthenticator implements ClientAuthenticator {
   authenticate(token: string): AuthDecision | Promise<AuthDecision> {
     if (token === '') return UNAUTHENTICATED;
     const toDecision = (r: Review): AuthDecision => r.authenticated ? Object.freeze({ allowed: true, user: r.user.username }) : UNAUTHENTICATED;
-    const r = this.review(token, createHash('sha256').update(token).digest('base64'));
-    return r instanceof Promise ? r.then(toDecision, (e: unknown) => this.unavailable(e)) : toDecision(r);
+    return mapMaybe(this.review(token, createHash('sha256').update(token).digest('base64')), toDecision, (e: unknown) => this.unavailable(e));
   }
 
   /** Entries in the decision and token-review caches (metrics, tests). */
@@ -133,18 +154,38 @@ export class KubeAuthenticator implements ClientAuthenticator {
     this.reviews.clear();
   }
 
-  private async decide(token: string, tokenKey: string, ref: ConnectorRef): Promise<AuthDecision> {
+  /**
+   * TokenReview, then `get` on the Connector and, in parallel, the extra permission: the
+   * proxy's `get connectors/proxy`, or the gateway's verb on `connectors/apis/<class>` (else
+   * on `connectors/apis/<class><template>`).
+   */
+  private async decide(token: string, tokenKey: string, ref: ConnectorRef, extra: ApiPermission | typeof PROXY | undefined): Promise<AuthDecision> {
     try {
       const review = await this.review(token, tokenKey);
       if (!review.authenticated) return UNAUTHENTICATED;
       const user = review.user;
-      const checks = [this.access(user, ref, undefined)];
-      if (this.proxyPermission) checks.push(this.access(user, ref, 'proxy'));
+      const checks = [this.access(user, ref, undefined, 'get')];
+      if (extra === PROXY) checks.push(this.access(user, ref, 'proxy', 'get'));
+      else if (extra !== undefined) checks.push(this.apisAccess(user, ref, extra));
       const denied = (await Promise.all(checks)).find((d) => d !== undefined);
       return denied ?? Object.freeze({ allowed: true, user: user.username });
     } catch (e) {
       return this.unavailable(e);
     }
+  }
+
+  /** undefined when `permission.verb` is allowed on the class's API or on the matched path's; else the 403. */
+  private async apisAccess(user: ReviewedUser, ref: ConnectorRef, permission: ApiPermission): Promise<AuthDecision | undefined> {
+    // RBAC matches `resource/subresource` exactly: a rule on connectors/apis/<class> does not
+    // cover connectors/apis/<class>/<path>, so each level is its own review.
+    const [classLevel, pathLevel] = apiResources(permission).map((r) => r.slice('connectors/'.length));
+    const denied = await this.access(user, ref, classLevel, permission.verb);
+    if (denied === undefined || pathLevel === undefined) return denied;
+    if (await this.access(user, ref, pathLevel, permission.verb) === undefined) return undefined;
+    return Object.freeze({
+      allowed: false, status: 403, user: user.username,
+      reason: `user "${user.username}" may not ${permission.verb} connectors/${classLevel} nor connectors/${pathLevel} of connector "${ref.name}" in namespace "${ref.namespace}"`,
+    });
   }
 
   /** The 503 decision for a failed review, reported through onError. */
@@ -189,7 +230,7 @@ export class KubeAuthenticator implements ClientAuthenticator {
   }
 
   /** undefined when allowed, else the 403 decision. */
-  private async access(user: ReviewedUser, ref: ConnectorRef, subresource: 'proxy' | undefined): Promise<AuthDecision | undefined> {
+  private async access(user: ReviewedUser, ref: ConnectorRef, subresource: string | undefined, verb: string): Promise<AuthDecision | undefined> {
     const reply = await this.api.request<SarReply>('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
       apiVersion: 'authorization.k8s.io/v1',
       kind: 'SubjectAccessReview',
@@ -199,7 +240,7 @@ export class KubeAuthenticator implements ClientAuthenticator {
         groups: user.groups,
         extra: user.extra,
         resourceAttributes: {
-          group: CONNECTORS_GROUP, resource: 'connectors', verb: 'get',
+          group: CONNECTORS_GROUP, resource: 'connectors', verb,
           namespace: ref.namespace, name: ref.name, ...(subresource ? { subresource } : {}),
         },
       },
@@ -209,7 +250,7 @@ export class KubeAuthenticator implements ClientAuthenticator {
     const why = reply.status?.reason ? ` (${reply.status.reason})` : '';
     return Object.freeze({
       allowed: false, status: 403, user: user.username,
-      reason: `user "${user.username}" may not get ${what} "${ref.name}" in namespace "${ref.namespace}"${why}`,
+      reason: `user "${user.username}" may not ${verb} ${what} "${ref.name}" in namespace "${ref.namespace}"${why}`,
     });
   }
 }

@@ -1,9 +1,12 @@
 // Embedded mode's authenticator: a YAML file mapping tokens to a user and the Connectors
-// that user may use. Stands in for TokenReview + SubjectAccessReview without a cluster.
+// that user may use. Stands in for TokenReview + SubjectAccessReview without a cluster; its
+// optional `apis` rules stand in for RBAC rules on `connectors/apis/...` (the Connectors API
+// gateway with enable-connector-apis-permissions), matched as RBAC matches them: a resource
+// exactly or `*`, a verb exactly or `*`.
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { ConfigError } from '../sources/validate';
-import { UNAUTHENTICATED, type AuthDecision, type ClientAuthenticator, type ConnectorRef } from './authenticator';
+import { UNAUTHENTICATED, apiResources, type ApiPermission, type AuthDecision, type ClientAuthenticator, type ConnectorRef } from './authenticator';
 
 interface TokenEntry {
   readonly user: string;
@@ -13,8 +16,15 @@ interface TokenEntry {
   readonly namespaces: ReadonlySet<string>;
   /** From `ns/name`: namespace → names. */
   readonly names: ReadonlyMap<string, ReadonlySet<string>>;
+  /** `apis` rules: `connectors/apis/...` resources and the verbs allowed on them. */
+  readonly apis: readonly ApiRule[];
   readonly allowed: AuthDecision;
   readonly forbidden: AuthDecision;
+}
+
+interface ApiRule {
+  readonly resources: ReadonlySet<string>;
+  readonly verbs: ReadonlySet<string>;
 }
 
 export class StaticTokenAuthenticator implements ClientAuthenticator {
@@ -38,9 +48,41 @@ export class StaticTokenAuthenticator implements ClientAuthenticator {
   authenticate(token: string): AuthDecision {
     return this.tokens.get(token)?.allowed ?? UNAUTHENTICATED;
   }
+
+  checkApi(token: string, ref: ConnectorRef, permission: ApiPermission | undefined): AuthDecision {
+    const d = this.check(token, ref);
+    if (!d.allowed || permission === undefined) return d;
+    const entry = this.tokens.get(token)!;
+    const resources = apiResources(permission);
+    const ok = entry.apis.some((r) => (r.verbs.has('*') || r.verbs.has(permission.verb)) && (r.resources.has('*') || resources.some((x) => r.resources.has(x))));
+    if (ok) return d;
+    return { allowed: false, status: 403, user: entry.user, reason: `user "${entry.user}" may not ${permission.verb} ${resources.join(' nor ')} (token file: apis)` };
+  }
 }
 
 const PATTERN = /^(\*|\*\/\*|[a-z0-9-]+\/(\*|[a-z0-9]([-a-z0-9.]*[a-z0-9])?))$/;
+const API_VERBS = new Set(['get', 'create', 'update', 'delete', 'patch', '*']);
+
+/** The `apis` rules of a token entry: `[{resources: ["connectors/apis/<class>[<template>]" | "*"], verbs: [...]}]`. */
+function parseApiRules(raw: unknown, where: string): ApiRule[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) throw new ConfigError(`${where}.apis: must be a list of {resources, verbs}`);
+  return raw.map((r: unknown, i: number) => {
+    const rule = r as { resources?: unknown; verbs?: unknown } | null;
+    const at = `${where}.apis[${i}]`;
+    if (!Array.isArray(rule?.resources) || rule.resources.length === 0) throw new ConfigError(`${at}.resources: must be a non-empty list of "connectors/apis/<class>[<path template>]" or "*"`);
+    rule.resources.forEach((x: unknown, j: number) => {
+      if (typeof x !== 'string' || (x !== '*' && !/^connectors\/apis\/[^/\s]+(\/\S*)?$/.test(x))) {
+        throw new ConfigError(`${at}.resources[${j}]: ${JSON.stringify(x)} is not "connectors/apis/<class>", "connectors/apis/<class>/<path template>" or "*"`);
+      }
+    });
+    if (!Array.isArray(rule.verbs) || rule.verbs.length === 0) throw new ConfigError(`${at}.verbs: must be a non-empty list of get, create, update, delete, patch or "*"`);
+    rule.verbs.forEach((v: unknown, j: number) => {
+      if (typeof v !== 'string' || !API_VERBS.has(v)) throw new ConfigError(`${at}.verbs[${j}]: ${JSON.stringify(v)} is not get, create, update, delete, patch or "*"`);
+    });
+    return { resources: new Set(rule.resources as string[]), verbs: new Set(rule.verbs as string[]) };
+  });
+}
 
 export function parseTokenFile(text: string, file: string): Map<string, TokenEntry> {
   let doc: unknown;
@@ -54,7 +96,7 @@ export function parseTokenFile(text: string, file: string): Map<string, TokenEnt
   const out = new Map<string, TokenEntry>();
   list.forEach((raw: unknown, i: number) => {
     const where = `${file}: tokens[${i}]`;
-    const e = raw as { token?: unknown; user?: unknown; connectors?: unknown };
+    const e = raw as { token?: unknown; user?: unknown; connectors?: unknown; apis?: unknown };
     // Never echo the token itself in an error: it is a credential.
     if (typeof e?.token !== 'string' || e.token.length < 8) throw new ConfigError(`${where}.token: must be a string of at least 8 characters`);
     if (/[\s:]/.test(e.token)) throw new ConfigError(`${where}.token: must not contain white space or ':'`);
@@ -72,6 +114,7 @@ export function parseTokenFile(text: string, file: string): Map<string, TokenEnt
       if (name === '*') namespaces.add(ns);
       else (names.get(ns) ?? names.set(ns, new Set()).get(ns)!).add(name);
     });
+    const apis = parseApiRules(e.apis, where);
     if (out.has(e.token)) throw new ConfigError(`${where}.token: the same token appears twice`);
     const user = e.user;
     out.set(e.token, {
@@ -79,6 +122,7 @@ export function parseTokenFile(text: string, file: string): Map<string, TokenEnt
       everything,
       namespaces,
       names,
+      apis,
       allowed: Object.freeze({ allowed: true, user }),
       forbidden: Object.freeze({ allowed: false, status: 403, reason: `user "${user}" may not use this connector`, user }),
     });

@@ -1,12 +1,15 @@
-// Subcommands beside the server: `configurations` (what an init container or the CSI driver
-// does: fetch the rendered files with the workload's token and write them to a folder) and
-// `status` (embedded mode's view of Connector and ConnectorClass conditions).
+// Subcommands beside the server: `configurations` (what the docs' CSI driver mounts, fetched
+// with the workload's token and written to a folder: an init container with a projected
+// ServiceAccount token and an emptyDir, which works under the restricted Pod Security level
+// where the CSI driver needs a privileged namespace) and `status` (embedded mode's view of
+// Connector and ConnectorClass conditions).
 import { Command, Option } from 'commander';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { request } from 'undici';
 
-interface Rendered { name: string; data: Record<string, string> }
+/** Where a Pod's own namespace is, for Connectors named without one (as the CSI driver uses the Pod's). */
+const POD_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 /** A file name from a template key: no folders, no way out of the target folder. */
 function safeName(name: string): string {
@@ -16,29 +19,46 @@ function safeName(name: string): string {
   return name;
 }
 
-async function configurations(o: { proxy: string; namespace: string; connector: string; token?: string; tokenFile?: string; dir: string; configuration?: string }): Promise<void> {
+interface ConfigurationsOptions {
+  proxy: string;
+  connectors?: string;
+  connector?: string;
+  namespace?: string;
+  names?: string;
+  configuration?: string[];
+  params?: string;
+  token?: string;
+  tokenFile?: string;
+  dir: string;
+}
+
+async function configurations(o: ConfigurationsOptions): Promise<void> {
   const token = (o.token ?? (o.tokenFile ? readFileSync(o.tokenFile, 'utf8') : '')).trim();
   if (token === '') throw new Error('give --token or --token-file (e.g. /var/run/secrets/kubernetes.io/serviceaccount/token)');
+  const connectors = [o.connectors, o.connector].filter((v): v is string => v !== undefined && v !== '').join(',');
+  if (connectors === '') throw new Error('give --connectors <namespace>/<name>[,...] (or --connector <name>)');
+  const namespace = o.namespace ?? (existsSync(POD_NAMESPACE_FILE) ? readFileSync(POD_NAMESPACE_FILE, 'utf8').trim() : undefined);
+  const names = [o.names, ...(o.configuration ?? [])].filter((v): v is string => v !== undefined && v !== '').join(',');
+  const q = new URLSearchParams({ connectors });
+  if (namespace) q.set('namespace', namespace);
+  if (names) q.set('configuration.names', names);
+  if (o.params) q.set('configuration.params', o.params);
   const base = o.proxy.replace(/\/+$/, '');
-  const path = `/configurations/namespaces/${encodeURIComponent(o.namespace)}/connectors/${encodeURIComponent(o.connector)}${o.configuration ? `/${encodeURIComponent(o.configuration)}` : ''}`;
-  const res = await request(base + path, { headers: { authorization: `Bearer ${token}` } });
+  const url = `${base}/configurations/files?${q}`;
+  const res = await request(url, { headers: { authorization: `Bearer ${token}` } });
   const text = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`${base}${path} answered ${res.statusCode}: ${text.trim()}`);
-  const body = JSON.parse(text) as { configurations?: Rendered[] } & Partial<Rendered>;
-  const list: Rendered[] = o.configuration ? [body as Rendered] : body.configurations ?? [];
+  if (res.statusCode !== 200) throw new Error(`${base}/configurations/files answered ${res.statusCode}: ${text.trim()}`);
+  const body = JSON.parse(text) as { files?: Record<string, string> };
   const root = resolve(o.dir);
   // Every name is checked before anything is written: a refused name leaves no partial set.
-  const files: Array<{ dir: string; target: string; content: string }> = [];
-  for (const conf of list) {
-    const dir = o.configuration ? root : join(root, safeName(conf.name));
-    for (const [file, content] of Object.entries(conf.data)) {
-      const target = join(dir, safeName(file));
-      if (!target.startsWith(root + sep)) throw new Error(`refusing to write outside ${root}: ${file}`);
-      files.push({ dir, target, content });
-    }
+  const files: Array<{ target: string; content: string }> = [];
+  for (const [file, content] of Object.entries(body.files ?? {})) {
+    const target = join(root, safeName(file));
+    if (!target.startsWith(root + sep)) throw new Error(`refusing to write outside ${root}: ${file}`);
+    files.push({ target, content });
   }
+  mkdirSync(root, { recursive: true });
   for (const f of files) {
-    mkdirSync(f.dir, { recursive: true });
     // It holds the caller's token: a new 0600 file renamed over the target, so neither an
     // existing file's looser mode nor a symlink planted at the target is written through.
     const tmp = `${f.target}.${process.pid}.tmp`;
@@ -46,7 +66,6 @@ async function configurations(o: { proxy: string; namespace: string; connector: 
     renameSync(tmp, f.target);
     process.stdout.write(`${f.target}\n`);
   }
-  if (files.length === 0) process.stderr.write('the ConnectorClass defines no configurations\n');
 }
 
 async function status(o: { ops: string; json?: boolean }): Promise<void> {
@@ -68,14 +87,17 @@ export async function runSubcommand(argv: string[]): Promise<boolean> {
   if (cmd !== 'configurations' && cmd !== 'status') return false;
   const cli = new Command('connectors-proxy');
   cli.command('configurations')
-    .description('fetch a Connector\'s rendered configurations with your token and write them to a folder')
-    .requiredOption('--proxy <url>', 'the proxy, e.g. http://connectors-proxy.connectors-system.svc')
-    .requiredOption('--namespace <ns>', 'the Connector\'s namespace')
-    .requiredOption('--connector <name>', 'the Connector')
+    .description('write what the docs\' CSI driver mounts (built-in files and ConnectorClass configurations) into a folder, with your token')
+    .requiredOption('--proxy <url>', 'the proxy, e.g. http://connectors-proxy-service.connectors-system.svc')
+    .addOption(new Option('--connectors <list>', 'Connectors, comma-separated: <namespace>/<name> or <name> (CSI attribute `connectors`)').env('CONNECTORS'))
+    .option('--connector <name>', 'one Connector (the CSI driver\'s deprecated `connector.name`)')
+    .option('--namespace <ns>', `namespace of Connectors named without one (default: the Pod's, from ${POD_NAMESPACE_FILE})`)
+    .addOption(new Option('--names <selectors>', 'configurations to include and !<file> to leave out, comma-separated (CSI `configuration.names`); without any, only the built-in files').env('CONFIGURATION_NAMES'))
+    .option('--configuration <name>', 'one configuration to include (repeatable; adds to --names)', (v: string, acc: string[] = []) => [...acc, v])
+    .addOption(new Option('--params <json>', 'parameters per configuration: {"<configuration>": {"<param>": "<value>"}} (CSI `configuration.params`)').env('CONFIGURATION_PARAMS'))
     .addOption(new Option('--token <token>', 'your ServiceAccount token').env('CONNECTORS_TOKEN'))
     .option('--token-file <file>', 'file holding the token (a projected ServiceAccount token)')
-    .option('--configuration <name>', 'only this configuration, its files directly in --dir')
-    .requiredOption('--dir <dir>', 'where to write: <dir>/<configuration>/<file>, or <dir>/<file> with --configuration')
+    .requiredOption('--dir <dir>', 'where to write the files (mode 0600), e.g. an emptyDir shared with the workload')
     .action(configurations);
   cli.command('status')
     .description('show Connector and ConnectorClass conditions of a running proxy')

@@ -1,5 +1,8 @@
-// Credential builders turn a Connector's Secret into what the tool expects. A builder runs
-// once per Secret version (when the route is built); the request path only applies it.
+// Placing credentials on the outgoing request. Where they come from is src/credentials/'s
+// business (Secret values, OAuth2 tokens, registry tokens); an injector is built once per
+// Secret version (when the route is built) and the request path only applies it.
+import type { MaybePromise } from '../util/maybe';
+export { CredentialError } from '../credentials/source';
 
 /** The request as it will be sent upstream; injectors may add headers, change the path or the body. */
 export interface OutgoingRequest {
@@ -10,48 +13,25 @@ export interface OutgoingRequest {
   readonly host: string;
   /** Flat `[name, value, name, value, ...]`, names lower-case. */
   headers: string[];
-  /** Reads the client's body, at most `limit` bytes (else an InjectError 413). Once. */
+  /** Reads the client's body, at most `limit` bytes (else a CredentialError 413). Once. */
   readBody(limit: number): Promise<Buffer>;
   /** A replacement body; when unset the client's body streams through untouched. */
   body?: Buffer;
 }
 
 export interface Injector {
-  /** `basic`, `bearer`, `rego`...: shown in logs and errors, never the credential. */
+  /** `basic`, `bearer`, `rego`, `oauth2`, `registry-token`: shown in logs and errors, never the credential. */
   readonly kind: string;
-  inject(req: OutgoingRequest): void | Promise<void>;
+  /** Places the credentials; throws or rejects with a CredentialError when it cannot. */
+  inject(req: OutgoingRequest): MaybePromise<void>;
   /**
    * The tool answered 401 to a request this injector prepared. `challenge` is the response's
-   * WWW-Authenticate. When `resendable` (no client body was streamed), the injector may refresh
-   * its credentials, rewrite `req` (e.g. setHeader(req.headers, 'authorization', ...)) and
-   * resolve true: the proxy then sends the request once more and relays that answer.
-   * Otherwise, or on false, the first 401 is relayed. Rejections count as false.
+   * WWW-Authenticate. The injector drops the refused credential; when `resendable` (no client
+   * body was streamed) it may place a fresh one and resolve true: the proxy then sends the
+   * request once more and relays that answer. Otherwise, or on false, the first 401 is
+   * relayed. Rejections count as false. Absent: credentials that cannot be renewed.
    */
-  onUnauthorized?(req: OutgoingRequest, challenge: string | undefined, resendable: boolean): Promise<boolean>;
-}
-
-/** Why credentials could not be added; `status` is what the client gets (502 unless said). */
-export class InjectError extends Error {
-  override readonly name = 'InjectError';
-  constructor(message: string, readonly status: number = 502) {
-    super(message);
-  }
-}
-
-/** Sets a header computed once from the Secret. */
-export class StaticHeaderInjector implements Injector {
-  constructor(readonly kind: string, private readonly name: string, private readonly value: string) {}
-  inject(req: OutgoingRequest): void {
-    req.headers.push(this.name, this.value);
-  }
-}
-
-/** Rejects values that could split a header: a Secret is input too. */
-export function assertHeaderSafe(value: string, what: string): void {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c === 0x0d || c === 0x0a || c === 0x00) throw new InjectError(`${what} contains a CR, LF or NUL character`);
-  }
+  readonly onUnauthorized?: (req: OutgoingRequest, challenge: string | undefined, resendable: boolean) => Promise<boolean>;
 }
 
 /** Replaces every header called `name` (lower-case) with one `value`. */

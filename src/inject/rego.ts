@@ -3,7 +3,9 @@
 // the outgoing request. A result that does not fit is an error: never half the credentials.
 import type { PolicyHandle } from '../rego/policy-store';
 import { RegoEvalError } from '../rego/policy';
-import { InjectError, assertHeaderSafe, getHeader, setHeader, type Injector, type OutgoingRequest } from './injector';
+import { CredentialError } from '../credentials/source';
+import { assertHeaderSafe } from '../credentials/static';
+import { getHeader, setHeader, type Injector, type OutgoingRequest } from './injector';
 import { requestInput, secretObject } from '../rego/input';
 
 interface AuthResult {
@@ -41,7 +43,7 @@ export class RegoInjector implements Injector {
   inject(req: OutgoingRequest): void | Promise<void> {
     const policy = this.handle.policy;
     if (policy === undefined) {
-      if (this.handle.error) throw new InjectError(`policy does not compile: ${this.handle.error.message}`);
+      if (this.handle.error) throw new CredentialError(`policy does not compile: ${this.handle.error.message}`);
       return this.handle.ready.then(() => this.inject(req), () => this.inject(req));
     }
     if (this.cached !== undefined) return this.apply(this.cached, req);
@@ -64,7 +66,7 @@ export class RegoInjector implements Injector {
     try {
       value = this.handle.policy!.evaluate(input);
     } catch (err) {
-      throw new InjectError(err instanceof RegoEvalError ? `policy evaluation failed: ${err.message}` : `policy evaluation failed: ${(err as Error).message}`);
+      throw new CredentialError(err instanceof RegoEvalError ? `policy evaluation failed: ${err.message}` : `policy evaluation failed: ${(err as Error).message}`);
     }
     return checkResult(value);
   }
@@ -89,9 +91,9 @@ export class RegoInjector implements Injector {
     if (type === 'application/json' || type.endsWith('+json')) {
       let obj: unknown = {};
       if (body.length > 0) {
-        try { obj = JSON.parse(body.toString('utf8')); } catch { throw new InjectError('the request body is not valid JSON, so credentials cannot be merged into it', 400); }
+        try { obj = JSON.parse(body.toString('utf8')); } catch { throw new CredentialError('the request body is not valid JSON, so credentials cannot be merged into it', 400); }
       }
-      if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new InjectError('the request body must be a JSON object for credentials to be merged into it', 400);
+      if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new CredentialError('the request body must be a JSON object for credentials to be merged into it', 400);
       for (const [k, v] of r.auth) (obj as Record<string, unknown>)[k] = v;
       out = JSON.stringify(obj);
     } else if (type === 'application/x-www-form-urlencoded') {
@@ -99,7 +101,7 @@ export class RegoInjector implements Injector {
       for (const [k, v] of r.auth) form.set(k, v);
       out = form.toString();
     } else {
-      throw new InjectError(`credentials go into the body, which needs a JSON or form body, not ${type}`, 415);
+      throw new CredentialError(`credentials go into the body, which needs a JSON or form body, not ${type}`, 415);
     }
     if (declared === undefined) setHeader(req.headers, 'content-type', r.contentType ?? 'application/json');
     req.body = Buffer.from(out, 'utf8');
@@ -114,30 +116,30 @@ function isSmallJson(req: OutgoingRequest): boolean {
 }
 
 function checkResult(value: unknown): AuthResult {
-  if (value === undefined) throw new InjectError('the policy left `auth` undefined for this request (no rule matched; add a default)');
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InjectError(`\`auth\` must be an object {position, auth}, got ${describe(value)}`);
+  if (value === undefined) throw new CredentialError('the policy left `auth` undefined for this request (no rule matched; add a default)');
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new CredentialError(`\`auth\` must be an object {position, auth}, got ${describe(value)}`);
   const v = value as Record<string, unknown>;
   const position = v.position;
   if (position !== 'header' && position !== 'query' && position !== 'body') {
-    throw new InjectError(`\`auth.position\` must be "header", "query" or "body", got ${describe(position)}`);
+    throw new CredentialError(`\`auth.position\` must be "header", "query" or "body", got ${describe(position)}`);
   }
-  if (v.contentType !== undefined && typeof v.contentType !== 'string') throw new InjectError(`\`auth.contentType\` must be a string, got ${describe(v.contentType)}`);
+  if (v.contentType !== undefined && typeof v.contentType !== 'string') throw new CredentialError(`\`auth.contentType\` must be a string, got ${describe(v.contentType)}`);
   const auth = v.auth;
-  if (auth === null || typeof auth !== 'object' || Array.isArray(auth)) throw new InjectError(`\`auth.auth\` must be an object of strings, got ${describe(auth)}`);
+  if (auth === null || typeof auth !== 'object' || Array.isArray(auth)) throw new CredentialError(`\`auth.auth\` must be an object of strings, got ${describe(auth)}`);
   const pairs: Array<readonly [string, string]> = [];
   for (const [k, val] of Object.entries(auth)) {
-    if (typeof val !== 'string') throw new InjectError(`\`auth.auth["${k}"]\` must be a string, got ${describe(val)}`);
-    if (k === '') throw new InjectError('`auth.auth` has an empty key');
+    if (typeof val !== 'string') throw new CredentialError(`\`auth.auth["${k}"]\` must be a string, got ${describe(val)}`);
+    if (k === '') throw new CredentialError('`auth.auth` has an empty key');
     if (position === 'header') {
-      if (!TOKEN.test(k)) throw new InjectError(`\`auth.auth["${k}"]\` is not a valid header name`);
-      if (FORBIDDEN_HEADERS.has(k.toLowerCase())) throw new InjectError(`\`auth.auth\` may not set the ${k} header`);
+      if (!TOKEN.test(k)) throw new CredentialError(`\`auth.auth["${k}"]\` is not a valid header name`);
+      if (FORBIDDEN_HEADERS.has(k.toLowerCase())) throw new CredentialError(`\`auth.auth\` may not set the ${k} header`);
       assertHeaderSafe(val, `\`auth.auth["${k}"]\``);
     } else {
       assertHeaderSafe(val, `\`auth.auth["${k}"]\``);
     }
     pairs.push([k, val]);
   }
-  if (pairs.length === 0) throw new InjectError('`auth.auth` is empty: no credentials to add');
+  if (pairs.length === 0) throw new CredentialError('`auth.auth` is empty: no credentials to add');
   return { position, contentType: v.contentType as string | undefined, auth: pairs };
 }
 

@@ -1,7 +1,9 @@
 // Prometheus metrics. The request path only bumps plain numbers in a per-connector record;
 // the exposition format is produced at scrape time. (prom-client's labelled children hash
 // their label set on every inc/observe, which cost more than the rest of the bookkeeping.)
-// Unknown connectors share one record so invented names cannot grow the series count.
+// Unknown connectors share one record so invented names cannot grow the series count. The
+// `way` label (reverse, forward, gateway: a handful of fixed names) tells Connectors API
+// traffic apart from proxy traffic.
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 
 /** Upper bounds (seconds) of the latency histogram's buckets. */
@@ -15,7 +17,7 @@ export class RouteMetrics {
   durationSum = 0;
   durationCount = 0;
 
-  constructor(readonly connector: string, readonly className: string) {}
+  constructor(readonly connector: string, readonly className: string, readonly way: string) {}
 
   done(status: number, seconds: number): void {
     this.requests.set(status, (this.requests.get(status) ?? 0) + 1);
@@ -46,20 +48,20 @@ class ScrapedMetric {
 export class ProxyMetrics {
   readonly registry = new Registry();
   readonly reloads: Counter<string>;
-  private readonly byConnector = new Map<string, RouteMetrics>();
-  /** Every series ever started, by connector and class (a Connector may change class). */
+  /** way → connector → its current series (two lookups, no key built per request). */
+  private readonly byWay = new Map<string, Map<string, RouteMetrics>>();
+  /** Every series ever started, by connector, class and way (a Connector may change class). */
   private readonly series = new Map<string, RouteMetrics>();
-  readonly unknownRoute: RouteMetrics;
 
   constructor(inFlight: () => number) {
     const registers = [this.registry];
     const register = (m: ScrapedMetric): void => this.registry.registerMetric(m as unknown as Metric);
-    register(new ScrapedMetric('connectors_proxy_requests_total', 'Requests answered, by connector, class and status code.', 'counter',
-      () => [...this.series.values()].flatMap((r) => [...r.requests].map(([code, value]) => ({ value, labels: { connector: r.connector, class: r.className, code } })))));
-    register(new ScrapedMetric('connectors_proxy_request_duration_seconds', 'Time from request to response end, by connector and class.', 'histogram',
+    register(new ScrapedMetric('connectors_proxy_requests_total', 'Requests answered, by connector, class, way in and status code.', 'counter',
+      () => [...this.series.values()].flatMap((r) => [...r.requests].map(([code, value]) => ({ value, labels: { connector: r.connector, class: r.className, way: r.way, code } })))));
+    register(new ScrapedMetric('connectors_proxy_request_duration_seconds', 'Time from request to response end, by connector, class and way in.', 'histogram',
       () => [...this.series.values()].flatMap((r) => histogramSamples('connectors_proxy_request_duration_seconds', r))));
-    register(new ScrapedMetric('connectors_proxy_upstream_errors_total', 'Upstream failures (connect, timeout, reset), by connector, class and reason.', 'counter',
-      () => [...this.series.values()].flatMap((r) => [...r.upstreamErrors].map(([reason, value]) => ({ value, labels: { connector: r.connector, class: r.className, reason } })))));
+    register(new ScrapedMetric('connectors_proxy_upstream_errors_total', 'Upstream failures (connect, timeout, reset), by connector, class, way in and reason.', 'counter',
+      () => [...this.series.values()].flatMap((r) => [...r.upstreamErrors].map(([reason, value]) => ({ value, labels: { connector: r.connector, class: r.className, way: r.way, reason } })))));
     new Gauge({
       name: 'connectors_proxy_requests_in_flight', help: 'Requests being served now.', registers,
       collect() { this.set(inFlight()); },
@@ -69,7 +71,11 @@ export class ProxyMetrics {
       labelNames: ['source', 'result'], registers,
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'connectors_proxy_' });
-    this.unknownRoute = this.forRoute('unknown', 'unknown');
+  }
+
+  /** The record of requests for no known Connector, by way in. */
+  unknownRoute(way: string): RouteMetrics {
+    return this.forRoute('unknown', 'unknown', way);
   }
 
   /** A counter whose value lives elsewhere (e.g. the policy compiler's run count). */
@@ -92,24 +98,26 @@ export class ProxyMetrics {
     return new Counter({ name, help, labelNames: [...labelNames], registers: [this.registry] });
   }
 
-  /** The record of one connector; created on its first request. */
-  forRoute(connector: string, className: string): RouteMetrics {
-    let m = this.byConnector.get(connector);
+  /** The record of one connector and way in; created on its first request. */
+  forRoute(connector: string, className: string, way: string): RouteMetrics {
+    let byConnector = this.byWay.get(way);
+    if (byConnector === undefined) this.byWay.set(way, byConnector = new Map());
+    let m = byConnector.get(connector);
     if (m !== undefined && m.className === className) return m;
     // First request, or the Connector moved to another class: a new series.
-    const key = `${connector}\u0000${className}`;
+    const key = `${connector}\u0000${className}\u0000${way}`;
     m = this.series.get(key);
     if (m === undefined) {
-      m = new RouteMetrics(connector, className);
+      m = new RouteMetrics(connector, className, way);
       this.series.set(key, m);
     }
-    this.byConnector.set(connector, m);
+    byConnector.set(connector, m);
     return m;
   }
 }
 
 function histogramSamples(name: string, r: RouteMetrics): Sample[] {
-  const labels = { connector: r.connector, class: r.className };
+  const labels = { connector: r.connector, class: r.className, way: r.way };
   const out: Sample[] = [];
   let cumulative = 0;
   DURATION_BUCKETS.forEach((le, i) => {

@@ -24,12 +24,12 @@ export class PolicyHandle {
 
 export class PolicyStore {
   private readonly handles = new Map<string, PolicyHandle>();
-  private readonly listeners: Array<() => void> = [];
+  private readonly listeners: Array<(source: string) => void> = [];
 
   constructor(readonly compiler: PolicyCompiler, private readonly log: Logger) {}
 
-  /** Called when a compile finishes, so routes built on a pending handle are rebuilt. */
-  onSettled(fn: () => void): void {
+  /** Called with the policy text when its compile finishes, so routes built on a pending handle are rebuilt. */
+  onSettled(fn: (source: string) => void): void {
     this.listeners.push(fn);
   }
 
@@ -43,7 +43,7 @@ export class PolicyStore {
       h.ready.then(
         (p) => this.log.info({ policy: what, ms: Date.now() - started, perRequest: !p.requestIndependent }, 'policy compiled'),
         (err: Error) => this.log.error({ policy: what, err: err.message }, 'policy does not compile'),
-      ).finally(() => { for (const fn of this.listeners) fn(); });
+      ).finally(() => { for (const fn of this.listeners) fn(source); });
     }
     return h;
   }

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import { certificateProblem } from '../tls/ca-trust';
 
-export function sendError(res: ServerResponse, status: number, message: string, headers?: Record<string, string>): void {
+export function sendError(res: ServerResponse, status: number, message: string, headers?: Readonly<Record<string, string>>): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -22,7 +22,7 @@ export function sendError(res: ServerResponse, status: number, message: string, 
 }
 
 /** The same for a raw socket (an Upgrade request that never got an HTTP response object). */
-export function sendSocketError(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
+export function sendSocketError(socket: Duplex, status: number, message: string, headers?: Readonly<Record<string, string>>): void {
   const body = `connectors-proxy: ${message}\n`;
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
     `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n`;
@@ -32,6 +32,9 @@ export function sendSocketError(socket: Duplex, status: number, message: string,
 }
 
 const BAD_RESPONSE = { status: 502, reason: 'bad_response', text: 'sent an invalid HTTP response' } as const;
+
+/** The code of the error a relay reports for a body that does not decode as its Content-Encoding says. */
+export const BAD_CONTENT_ENCODING = 'BAD_CONTENT_ENCODING';
 
 /** Maps an upstream failure (undici error codes, socket errors) to a status and a reason. */
 export function classifyUpstreamError(err: Error & { code?: string }): { status: 502 | 504; reason: string; text: string } {
@@ -46,6 +49,7 @@ export function classifyUpstreamError(err: Error & { code?: string }): { status:
     case 'HPE_INVALID_CHUNK_SIZE': case 'HPE_UNEXPECTED_CONTENT_LENGTH': case 'HPE_INVALID_TRANSFER_ENCODING':
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
       return BAD_RESPONSE;
+    case BAD_CONTENT_ENCODING: return { status: 502, reason: 'bad_response', text: 'sent a body that does not decode as its Content-Encoding says' };
     default: {
       // undici's parser errors do not always carry a code (garbage instead of a status line).
       if (err.name === 'HTTPParserError' || err.code?.startsWith('HPE_')) return BAD_RESPONSE;

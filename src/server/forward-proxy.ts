@@ -3,10 +3,10 @@
 // and sends absolute-form requests (`GET http://tool/path HTTP/1.1`) with
 // `Proxy-Authorization: Basic base64(<ns>/<name>[,...]:<token>)`. Credentials are added only
 // when the target matches one of the listed Connectors' addresses; other targets are
-// relayed without them. This module holds the parsing and matching; the request path is
-// ProxyServer's, shared with reverse mode.
+// relayed without them. This module holds the parsing and matching; admission and the
+// pipeline are shared with reverse mode.
 import type { ConnectorRef } from '../auth/authenticator';
-import type { Upstream } from '../sources/connector-index';
+import { isUnder, type Upstream } from '../routes/route';
 
 /** Most Connectors one Proxy-Authorization may list: the list is walked per request. */
 export const MAX_LISTED_CONNECTORS = 16;
@@ -96,13 +96,48 @@ export function parseTarget(url: string): ForwardTarget | { readonly error: stri
  * at a segment boundary (`/gitlab` matches `/gitlab/x`, never `/gitlab-evil`).
  */
 export function targetMatches(place: Upstream, target: ForwardTarget): boolean {
-  if (place.origin !== target.origin) return false;
-  const prefix = place.basePath;
-  if (prefix === '') return true;
-  const path = target.path;
-  if (!path.startsWith(prefix)) return false;
-  const next = path.charCodeAt(prefix.length);
-  return Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */;
+  return isUnder(place, target.origin, target.path);
+}
+
+/** A CONNECT target: `host:port`, the host lower-case (IPv6 in brackets, as URLs write it). */
+export interface Authority {
+  readonly host: string;
+  readonly port: number;
+  /** `host:port` */
+  readonly text: string;
+}
+
+const HOST_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/;
+const IPV6 = /^\[[0-9a-f:.]+\]$/;
+
+/** Parses the `host:port` of a CONNECT request line; undefined for anything else. */
+export function parseAuthority(value: string): Authority | undefined {
+  const colon = value.lastIndexOf(':');
+  if (colon <= 0 || colon === value.length - 1 || value.length > 300) return undefined;
+  const portText = value.slice(colon + 1);
+  if (!/^\d{1,5}$/.test(portText)) return undefined;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return undefined;
+  let host = value.slice(0, colon).toLowerCase();
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  if (!(IPV6.test(host) || HOST_NAME.test(host))) return undefined;
+  return { host, port, text: `${host}:${port}` };
+}
+
+/** True when a `Host` header names `authority` (`host:port`; no port means https's 443). */
+export function sameAuthority(hostHeader: string, authority: string): boolean {
+  let h = hostHeader.trim().toLowerCase();
+  const bracket = h.lastIndexOf(']');
+  const colon = h.lastIndexOf(':');
+  if (colon <= bracket) h += ':443';
+  const dot = h.lastIndexOf('.:');
+  if (dot >= 0 && dot === h.lastIndexOf(':') - 1) h = h.slice(0, dot) + h.slice(dot + 1); // a fully qualified name
+  return h === authority;
+}
+
+/** A Host value fit for an error message. */
+export function printableHost(s: string): string {
+  return printable(s);
 }
 
 function printable(s: string): string {

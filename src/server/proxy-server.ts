@@ -1,403 +1,222 @@
-// The request path, start to end: resolve the Connector, check the client's token, build
-// the upstream request with the Connector's credentials, and relay the exchange.
-// Everything a request needs is prebuilt (routes, injectors, per-connector metric records);
-// the only await is the authenticator's, and only when its answer is not cached.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// The proxy listener's handlers: limits first, then the router's way, then that way's
+// handler. The proxying ways (reverse host and path form, forward) are pipeline hooks; the
+// others answer on the proxy's own behalf (configurations, the registry's `/v2/`, CONNECT).
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { AuthDecision, ClientAuthenticator } from '../auth/authenticator';
-import { WWW_AUTHENTICATE, tokenFromAuthorization } from '../auth/client-token';
-import type { Extracted } from '../auth/extractor';
-import type { ConnectorIndex, Route } from '../sources/connector-index';
-import type { ProxyMetrics, RouteMetrics } from '../metrics/metrics';
-import { InjectError } from '../inject';
-import { REGISTRY_TOKEN_KIND } from '../inject/oci';
-import { sendError, sendSocketError } from './errors';
-import { forward, forwardUpgrade, type Exchange, type ExchangeEnd, type Timeouts, type UpstreamRequest } from './forward';
-import { upstreamRequestHeaders, type LocationRewrite } from './headers';
-import type { Resolved, Resolver } from './resolve';
-import type { UpstreamPools } from './upstream-pools';
-import { CONFIGURATIONS_PREFIX, serveConfigurations } from './configurations';
+import type { ClientAuthenticator } from '../auth/authenticator';
+import { ClassApis } from '../gateway/class-apis';
+import type { GatewayFlags } from '../gateway/flags';
+import { gatewayWay } from '../gateway/way';
+import { tokenFromAuthorization, WWW_AUTHENTICATE } from '../auth/client-token';
+import type { AccessLog } from '../log';
+import type { ProxyMetrics } from '../metrics/metrics';
+import { registryAnswer } from '../oci/registry-base';
+import type { RouteTable } from '../routes/route-table';
+import type { ObjectStore } from '../sources/store';
 import type { ProxyAddressOptions } from '../status/proxy-address';
-import { PROXY_AUTHENTICATE, parseProxyAuthorization, parseTarget, targetMatches, type ForwardTarget } from './forward-proxy';
-import { hasDotSegment } from './resolve';
-import { isRegistryBase, serveRegistryBase } from './registry-base';
+import { settle } from '../util/maybe';
+import { Admissions, type TunnelContext } from './admission';
+import { ConnectHandler, type InterceptCertificates } from './connect';
+import { serveConfigurations } from './configurations';
+import { sendError } from './errors';
+import type { Timeouts } from './exchange';
 import { overLimit, refusedUpgrade, type RequestLimits } from './limits';
+import { LoadShedder, type Capacity, type ShedReason } from './load-shedding';
+import { Pipeline, type Way } from './pipeline';
+import type { Resolver } from './resolve';
+import { Router } from './router';
+import type { UpstreamPools } from './upstream-pools';
 
 export interface ProxyDeps {
-  readonly index: ConnectorIndex;
+  readonly store: ObjectStore;
+  readonly routes: RouteTable;
   readonly resolver: Resolver;
   readonly auth: ClientAuthenticator;
   readonly pools: UpstreamPools;
   readonly metrics: ProxyMetrics;
   readonly log: Logger;
+  readonly accessLog: AccessLog;
   readonly timeouts: Timeouts;
   readonly proto: 'http' | 'https';
   /** Where this proxy is reached (rendered configurations). */
   readonly address: ProxyAddressOptions;
   readonly limits: RequestLimits;
+  /** Admission control: exchanges in flight and client connections (0: no cap). */
+  readonly capacity?: Capacity;
+  /** Called for every request shed by the caps (metrics). */
+  readonly onShed?: (reason: ShedReason) => void;
+  /** Feature flags (the Connectors API gateway's), read on every request. */
+  readonly flags: GatewayFlags;
+  /** The proxy CA's certificate (PEM, public), for `GET /ca.crt` and the configuration files. */
+  readonly caCertPem?: () => string | undefined;
+  /** HTTPS forward proxy: the proxy CA's leaf certificates; without them CONNECT gets 405. */
+  readonly connect?: {
+    readonly certificates: InterceptCertificates;
+    /** CONNECT to targets that are no Connector origin: relayed (true) or refused (false). */
+    readonly tunnels: () => boolean;
+    readonly tunnelsFlag: string;
+    readonly connectTimeoutMs: number;
+    /** Options of the internal server that parses the requests inside intercepted tunnels. */
+    readonly serverOptions: ServerOptions;
+  };
 }
 
-type Refusal = { readonly status: number; readonly message: string; readonly headers?: Record<string, string> };
-type Admitted = {
-  /** Whose credentials go upstream; undefined for a forward-proxy target no listed Connector matches. */
-  readonly route: Route | undefined;
-  /** Where the request goes: the Connector address (reverse) or the client's target (forward). */
-  readonly target: ForwardTarget;
-  /** Reverse mode: the path prefix the client used, for Location rewriting. Forward mode: undefined. */
-  readonly publicPrefix: string | undefined;
-  readonly user: string;
-  /** Headers that carried the client's token (found by the class's auth extractor). */
-  readonly dropHeaders: ReadonlySet<string> | undefined;
-};
-/** Who asked for what, for the access log of a refused request. */
-type Who = { readonly connector?: string; readonly user?: string };
-
-const CHALLENGE = { 'www-authenticate': WWW_AUTHENTICATE };
-const PROXY_CHALLENGE = { 'proxy-authenticate': PROXY_AUTHENTICATE };
-
-/** Answers a request either with a response or by starting the upstream exchange. */
-interface Responder {
-  refuse(r: Refusal, metrics: RouteMetrics, who?: Who): void;
-  proceed(a: Admitted, metrics: RouteMetrics): void;
-}
+const CLOSE = Object.freeze({ connection: 'close' });
+const EMPTY = Buffer.alloc(0);
+const CONNECT_REFUSED = 'CONNECT (TLS tunnelling) is not supported: send plain HTTP requests to the proxy';
+const CONNECT_ALLOW = Object.freeze({ allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' });
 
 export class ProxyServer {
-  private inFlight = 0;
+  private readonly pipeline: Pipeline;
+  private readonly router: Router;
+  private readonly admissions: Admissions;
+  /** Reverse proxy, host and path form. */
+  private readonly reverse: Way;
+  /** Forward proxy: absolute-form requests with Proxy-Authorization. */
+  private readonly forward: Way;
+  /** The Connectors API gateway: Bearer tokens, OpenAPI routing, Status errors. */
+  private readonly gateway: Way;
+  /** Requests inside an intercepted CONNECT tunnel. */
+  private readonly intercepted: Way;
+  private readonly connectHandler: ConnectHandler | undefined;
+  /** Parses the decrypted requests of intercepted tunnels (never listens itself). */
+  readonly interceptServer: Server | undefined;
+  /** The tunnel each decrypted connection belongs to. */
+  private readonly tunnels = new WeakMap<object, TunnelContext>();
+  /** The caps of admission control; its `onConnection` goes on every client-facing server. */
+  readonly shedder: LoadShedder;
 
-  constructor(private readonly deps: ProxyDeps) {}
+  constructor(private readonly deps: ProxyDeps) {
+    this.pipeline = new Pipeline(deps);
+    this.shedder = new LoadShedder(deps.capacity ?? { maxExchanges: 0, maxConnections: 0 }, () => this.pipeline.active + this.openTunnels, deps.onShed);
+    this.router = new Router(deps.resolver);
+    const admissions = this.admissions = new Admissions(deps.resolver, deps.routes, deps.auth);
+    this.reverse = { name: 'reverse', admit: (req) => admissions.reverse(req), errorHandler: sendError };
+    this.forward = { name: 'forward', admit: (req) => admissions.forward(req), errorHandler: sendError };
+    this.gateway = gatewayWay({ store: deps.store, routes: deps.routes, auth: deps.auth, flags: deps.flags, classApis: new ClassApis(deps.store) });
+    const tunnels = this.tunnels;
+    this.intercepted = { name: 'connect', admit: (req) => admissions.intercepted(req, tunnels.get(req.socket)!), errorHandler: sendError };
+    const c = deps.connect;
+    if (c !== undefined) {
+      const server = this.interceptServer = createServer(c.serverOptions);
+      server.on('request', this.handleIntercepted);
+      server.on('checkContinue', this.handleIntercepted);
+      server.on('upgrade', this.handleInterceptedUpgrade);
+      // A CONNECT inside a tunnel would be a tunnel in a tunnel: refused.
+      server.on('connect', (req: IncomingMessage, socket: Duplex) => this.pipeline.refuse(this.intercepted, req, { socket, head: EMPTY }, 405, 'CONNECT inside a CONNECT tunnel is not supported'));
+      this.connectHandler = new ConnectHandler({
+        admissions, certificates: c.certificates, tunnels: c.tunnels, tunnelsFlag: c.tunnelsFlag, connectTimeoutMs: c.connectTimeoutMs,
+        serve: (tls: TLSSocket, tunnel: TunnelContext) => {
+          tunnels.set(tls, tunnel);
+          server.emit('connection', tls);
+        },
+        record: (req, status, user, started, upstreamError) => this.pipeline.note(this.intercepted, req, started, { status, upstreamError }, user),
+      });
+    }
+  }
+
+  /** Plain CONNECT tunnels open now. */
+  get openTunnels(): number {
+    return this.connectHandler?.openTunnels ?? 0;
+  }
 
   get activeRequests(): number {
-    return this.inFlight;
+    return this.pipeline.active;
   }
 
   /** The `request` and `checkContinue` listener. */
   readonly handleRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const url = req.url;
-    const over = overLimit(req, this.deps.limits);
-    if (over !== undefined) {
-      this.inFlight++;
-      sendError(res, over.status, over.message, { connection: 'close' });
-      this.finished(req, performance.now(), this.deps.metrics.unknownRoute, { status: over.status }, undefined, undefined);
-      return;
+    const over = overLimit(req, this.deps.limits) ?? this.shedder.check(req);
+    if (over !== undefined) return this.pipeline.refuse(this.reverse, req, { res }, over.status, over.message, 'headers' in over ? over.headers : CLOSE);
+    switch (this.router.wayOf(req)) {
+      case 'forward': return this.pipeline.serve(this.forward, req, { res });
+      case 'host-form':
+      case 'path-form': return this.pipeline.serve(this.reverse, req, { res });
+      case 'gateway': return this.pipeline.serve(this.gateway, req, { res });
+      case 'configurations': return serveConfigurations(req, res, { store: this.deps.store, admissions: this.admissions, address: this.deps.address, log: this.deps.log, proxyCaPem: this.deps.caCertPem });
+      case 'ca-certificate': return this.caCertificate(req, res);
+      case 'registry-base': return this.registryBase(req, res);
+      case 'connect': return this.pipeline.refuse(this.reverse, req, { res }, 405, CONNECT_REFUSED, CONNECT_ALLOW);
     }
-    if (url !== undefined && url.startsWith(CONFIGURATIONS_PREFIX) && (req.headers.host === undefined || this.deps.resolver.connectorHost(req.headers.host) === undefined)) {
-      serveConfigurations(req, res, this.deps);
-      return;
-    }
-    const started = performance.now();
-    this.inFlight++;
-    if (url !== undefined && isRegistryBase(url) && (req.headers.host === undefined || this.deps.resolver.connectorHost(req.headers.host) === undefined)) {
-      serveRegistryBase(req, res, this.deps.auth, (status, user) => this.finished(req, started, this.deps.metrics.unknownRoute, { status }, undefined, user));
-      return;
-    }
-    const self = this;
-    const admit = url !== undefined && url.charCodeAt(0) !== 47 /* / */ && req.method !== 'CONNECT' ? this.admitForward : this.admit;
-    admit.call(this, req, {
-      refuse(r, metrics, who) {
-        sendError(res, r.status, r.message, r.headers);
-        self.finished(req, started, metrics, { status: r.status }, who?.connector, who?.user);
-      },
-      proceed(a, metrics) {
-        // Only now may the client send its body: an unauthenticated upload never starts.
-        if (req.headers.expect !== undefined && /100-continue/i.test(req.headers.expect)) res.writeContinue();
-        self.exchange(req, res, a, metrics, started);
-      },
-    });
   };
 
-  /** The `upgrade` listener (WebSocket, SPDY): same checks, then the sockets are joined. */
+  /** The `upgrade` listener (WebSocket, SPDY): same ways and checks, then the sockets are joined. */
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // The HTTP server stops watching a socket it hands over; an unhandled reset would end the process.
     socket.on('error', () => socket.destroy());
-    const started = performance.now();
-    this.inFlight++;
-    const over = overLimit(req, this.deps.limits) ?? refusedUpgrade(req);
-    if (over !== undefined) {
-      sendSocketError(socket, over.status, over.message);
-      this.finished(req, started, this.deps.metrics.unknownRoute, { status: over.status }, undefined, undefined);
-      return;
-    }
-    const self = this;
-    this.admit(req, {
-      refuse(r, metrics, who) {
-        sendSocketError(socket, r.status, r.message, r.headers);
-        self.finished(req, started, metrics, { status: r.status }, who?.connector, who?.user);
-      },
-      proceed(a, metrics) {
-        const end = (e: ExchangeEnd): void => self.finished(req, started, metrics, e, a.route?.key, a.user);
-        self.withUpstreamRequest(req, a,
-          (up) => forwardUpgrade(self.deps.pools.get(up.origin, a.route?.trust), req, socket, head, self.exchangeOf(req, a, up, end)),
-          (status, message) => { sendSocketError(socket, status, message); end({ status }); }, true);
-      },
-    });
+    const over = overLimit(req, this.deps.limits) ?? refusedUpgrade(req) ?? this.shedder.check(req);
+    if (over !== undefined) return this.pipeline.refuse(this.reverse, req, { socket, head }, over.status, over.message, 'headers' in over ? over.headers : undefined);
+    const way = this.router.wayOf(req);
+    if (way === 'connect') return this.pipeline.refuse(this.reverse, req, { socket, head }, 405, CONNECT_REFUSED, CONNECT_ALLOW);
+    this.pipeline.serve(way === 'forward' ? this.forward : way === 'gateway' ? this.gateway : this.reverse, req, { socket, head });
   };
 
-  private admit(req: IncomingMessage, out: Responder): void {
-    const { index, resolver, metrics } = this.deps;
-    if (req.method === 'CONNECT') {
-      out.refuse({ status: 405, message: 'CONNECT (TLS tunnelling) is not supported: send plain HTTP requests to the proxy', headers: { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' } }, metrics.unknownRoute);
-      return;
+  /** The `connect` listener: the HTTPS forward proxy (src/server/connect.ts), or 405 without a proxy CA. */
+  readonly handleConnect = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const shed = this.shedder.check(req);
+    if (shed !== undefined) {
+      socket.on('error', () => socket.destroy());
+      return this.pipeline.refuse(this.intercepted, req, { socket, head }, shed.status, shed.message, shed.headers);
     }
-    const resolved = resolver.resolve(req.headers.host, req.url ?? '/');
-    if ('error' in resolved) {
-      out.refuse({ status: resolved.status, message: resolved.error }, metrics.unknownRoute);
-      return;
-    }
-    const route = index.route(resolved.namespace, resolved.name);
-    const extractor = route?.extractor;
-    if (extractor === undefined) {
-      this.authenticate(tokenFromAuthorization(req.headers.authorization), undefined, resolved, route, out);
-      return;
-    }
-    const found = extractor.extract(req);
-    const then = (e: Extracted): void => {
-      if ('error' in e) {
-        out.refuse({ status: 502, message: `connector ${route!.key} (class "${route!.className}"): ${e.error}` }, metrics.forRoute(route!.key, route!.className));
-        return;
+    if (this.connectHandler !== undefined) return this.connectHandler.handle(req, socket, head);
+    socket.on('error', () => socket.destroy());
+    this.pipeline.refuse(this.reverse, req, { socket, head }, 405, CONNECT_REFUSED, CONNECT_ALLOW);
+  };
+
+  /** Requests inside an intercepted tunnel: the limits, then the pipeline as forward-proxy requests of the tunnel's origin. */
+  private readonly handleIntercepted = (req: IncomingMessage, res: ServerResponse): void => {
+    const over = overLimit(req, this.deps.limits) ?? this.shedder.check(req);
+    if (over !== undefined) return this.pipeline.refuse(this.intercepted, req, { res }, over.status, over.message, 'headers' in over ? over.headers : CLOSE);
+    this.pipeline.serve(this.intercepted, req, { res });
+  };
+
+  private readonly handleInterceptedUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy());
+    const over = overLimit(req, this.deps.limits) ?? refusedUpgrade(req) ?? this.shedder.check(req);
+    if (over !== undefined) return this.pipeline.refuse(this.intercepted, req, { socket, head }, over.status, over.message, 'headers' in over ? over.headers : undefined);
+    this.pipeline.serve(this.intercepted, req, { socket, head });
+  };
+
+  /** `GET /ca.crt`: the proxy CA's certificate, which clients trust for https_proxy (public, no token). */
+  private caCertificate(req: IncomingMessage, res: ServerResponse): void {
+    this.pipeline.local(this.reverse, req, (done) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        sendError(res, 405, 'the proxy CA certificate is read with GET', { allow: 'GET, HEAD' });
+        return done(405);
       }
-      this.authenticate(e.token ?? tokenFromAuthorization(req.headers.authorization), e.dropHeaders, resolved, route, out);
-    };
-    if (found instanceof Promise) found.then(then, () => out.refuse({ status: 503, message: 'cannot read the token now; try again' }, metrics.unknownRoute));
-    else then(found);
-  }
-
-  private authenticate(token: string | undefined, dropHeaders: ReadonlySet<string> | undefined, resolved: Resolved, route: Route | undefined, out: Responder): void {
-    const metrics = this.deps.metrics;
-    if (token === undefined) {
-      out.refuse({ status: 401, message: 'authentication required: send your ServiceAccount token as the Basic password or a Bearer token', headers: CHALLENGE }, metrics.unknownRoute);
-      return;
-    }
-    const decision = this.deps.auth.check(token, resolved);
-    if (decision instanceof Promise) {
-      decision.then(
-        (d) => this.decide(d, resolved, route, dropHeaders, out),
-        () => out.refuse({ status: 503, message: 'cannot check the token now; try again' }, metrics.unknownRoute),
-      );
-    } else {
-      this.decide(decision, resolved, route, dropHeaders, out);
-    }
-  }
-
-  private decide(d: AuthDecision, resolved: Resolved, route: Route | undefined, dropHeaders: ReadonlySet<string> | undefined, out: Responder): void {
-    const unknown = this.deps.metrics.unknownRoute;
-    const id = `${resolved.namespace}/${resolved.name}`;
-    const who: Who = { connector: id, user: d.user };
-    if (!d.allowed) {
-      if (d.status === 401) out.refuse({ status: 401, message: `token rejected: ${d.reason}`, headers: CHALLENGE }, unknown, who);
-      else if (d.status === 403) out.refuse({ status: 403, message: `forbidden: ${d.reason} (connector ${id})` }, unknown, who);
-      else out.refuse({ status: 503, message: `cannot check the token now: ${d.reason}` }, unknown, who);
-      return;
-    }
-    if (route === undefined) {
-      // Before the first sync "not found" may be false: the client should retry, not give up.
-      if (!this.deps.index.ready) out.refuse({ status: 503, message: 'connectors are not loaded yet; try again', headers: { 'retry-after': '1' } }, unknown, who);
-      else out.refuse({ status: 404, message: `connector ${id} not found` }, unknown, who);
-      return;
-    }
-    const metrics = this.deps.metrics.forRoute(route.key, route.className);
-    if (route.resolver !== resolved.form) {
-      const where = route.resolver === 'host' ? `http://${this.deps.resolver.hostFor(route.namespace, route.name)}/` : `/namespaces/${route.namespace}/connectors/${route.name}/`;
-      out.refuse({ status: 404, message: `connector ${id} uses the ${route.resolver} resolver of its ConnectorClass: call it at ${where}` }, metrics, who);
-      return;
-    }
-    if (route.broken !== undefined) {
-      out.refuse({ status: 502, message: `${routeLabel(route)} cannot be used: ${route.broken}` }, metrics, who);
-      return;
-    }
-    const u = route.upstream;
-    out.proceed({
-      route, user: d.user, dropHeaders,
-      target: { origin: u.origin, host: u.host, path: u.basePath + resolved.rest },
-      publicPrefix: resolved.publicPrefix,
-    }, metrics);
-  }
-
-  /**
-   * Forward proxy mode: an absolute-form request. The token comes from Proxy-Authorization
-   * and must be allowed on the listed Connector whose address the target matches (then its
-   * credentials are added), or, for a target none matches, on one of the listed Connectors
-   * (then the request goes without credentials): never an open relay.
-   */
-  private admitForward(req: IncomingMessage, out: Responder): void {
-    const unknown = this.deps.metrics.unknownRoute;
-    const url = req.url!;
-    const target = parseTarget(url);
-    if ('error' in target) return out.refuse({ status: 400, message: target.error }, unknown);
-    if (hasDotSegment(target.path)) return out.refuse({ status: 400, message: 'the request path contains "." or ".." segments; send a normalized path' }, unknown);
-    const creds = parseProxyAuthorization(req.headers['proxy-authorization']);
-    if ('error' in creds) return out.refuse({ status: 407, message: creds.error, headers: PROXY_CHALLENGE }, unknown);
-    const { index, auth } = this.deps;
-    let matched: Route | undefined;
-    for (const ref of creds.connectors) {
-      const r = index.route(ref.namespace, ref.name);
-      if (r !== undefined && r.forwardTargets.some((p) => targetMatches(p, target))) { matched = r; break; }
-    }
-    const refs = matched === undefined ? creds.connectors : [matched];
-    const admitted = (d: AuthDecision & { allowed: true }): void => {
-      if (matched === undefined) {
-        out.proceed({ route: undefined, target, publicPrefix: undefined, user: d.user, dropHeaders: undefined }, unknown);
-        return;
+      const pem = this.deps.caCertPem?.();
+      if (pem === undefined) {
+        sendError(res, 503, 'the proxy CA is not loaded yet; try again', { 'retry-after': '1' });
+        return done(503);
       }
-      const metrics = this.deps.metrics.forRoute(matched.key, matched.className);
-      if (matched.broken !== undefined) {
-        out.refuse({ status: 502, message: `${routeLabel(matched)} cannot be used: ${matched.broken}` }, metrics, { connector: matched.key, user: d.user });
-        return;
+      res.writeHead(200, { 'content-type': 'application/x-pem-file', 'content-length': Buffer.byteLength(pem), 'cache-control': 'no-cache' });
+      res.end(req.method === 'HEAD' ? undefined : pem);
+      done(200);
+    });
+  }
+
+  /** `GET|HEAD /v2/`: 401 with a Basic challenge until the token is valid, then 200. */
+  private registryBase(req: IncomingMessage, res: ServerResponse): void {
+    this.pipeline.local(this.reverse, req, (done) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        registryAnswer(res, req.method, 405, 'the registry version check is read with GET', { allow: 'GET, HEAD' });
+        return done(405);
       }
-      out.proceed({ route: matched, target, publicPrefix: undefined, user: d.user, dropHeaders: undefined }, metrics);
-    };
-    // The first listed Connector that allows the token admits it; the last refusal is the answer.
-    const tryRef = (i: number): void => {
-      const ref = refs[i]!;
-      const decided = (d: AuthDecision): void => {
-        if (d.allowed) return admitted(d);
-        if (i + 1 < refs.length && d.status !== 503) return tryRef(i + 1);
-        const who: Who = { connector: `${ref.namespace}/${ref.name}`, user: d.user };
-        if (d.status === 401) out.refuse({ status: 407, message: `token rejected: ${d.reason}`, headers: PROXY_CHALLENGE }, unknown, who);
-        else if (d.status === 403) out.refuse({ status: 403, message: `forbidden: ${d.reason} (connector ${who.connector})` }, unknown, who);
-        else out.refuse({ status: 503, message: `cannot check the token now: ${d.reason}` }, unknown, who);
-      };
-      const decision = auth.check(creds.token, ref);
-      if (decision instanceof Promise) decision.then(decided, () => out.refuse({ status: 503, message: 'cannot check the token now; try again' }, unknown));
-      else decided(decision);
-    };
-    tryRef(0);
-  }
-
-  /**
-   * Builds the upstream request (path, headers, credentials) and hands it to `ready`; an
-   * injector that fails gives `failed` its status (502 unless it said otherwise) and a
-   * message, and nothing is sent.
-   */
-  private withUpstreamRequest(req: IncomingMessage, a: Admitted, ready: (up: UpstreamRequest) => void, failed: (status: number, message: string) => void, upgrade = false): void {
-    const { target, route } = a;
-    const injector = route?.injector;
-    const up: UpstreamRequest = {
-      origin: target.origin,
-      host: target.host,
-      method: req.method ?? 'GET',
-      path: target.path,
-      headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
-        upstreamHost: target.host,
-        clientAddress: req.socket.remoteAddress,
-        proto: protoOf(req, this.deps.proto),
-        dropHeaders: a.dropHeaders,
-        // A forward-proxy target no Connector matches is the client's business, its own
-        // Authorization included (its token travelled in Proxy-Authorization).
-        keepAuthorization: route === undefined,
-      }),
-      // An Upgrade request has no body to rewrite: its stream is the session that follows.
-      readBody: upgrade
-        ? () => Promise.reject(new InjectError('credentials cannot go into the body of an Upgrade (WebSocket) request', 400))
-        : (limit) => readBounded(req, limit),
-    };
-    if (injector === undefined) return ready(up);
-    const fail = (err: Error): void => {
-      const status = err instanceof InjectError ? err.status : 502;
-      const prefix = routeLabel(route!);
-      failed(status, status === 502 ? `${prefix}: credentials could not be built: ${err.message}` : `${prefix}: ${err.message}`);
-    };
-    let r: void | Promise<void>;
-    try {
-      r = injector.inject(up);
-    } catch (err) {
-      return fail(err as Error);
-    }
-    if (r instanceof Promise) r.then(() => ready(up), fail);
-    else ready(up);
-  }
-
-  private exchange(req: IncomingMessage, res: ServerResponse, a: Admitted, metrics: RouteMetrics, started: number): void {
-    const end = (e: ExchangeEnd): void => this.finished(req, started, metrics, e, a.route?.key, a.user);
-    this.withUpstreamRequest(req, a,
-      (up) => forward(this.deps.pools.get(up.origin, a.route?.trust), req, res, this.exchangeOf(req, a, up, end)),
-      (status, message) => { sendError(res, status, message); end({ status }); });
-  }
-
-  private exchangeOf(req: IncomingMessage, a: Admitted, up: UpstreamRequest, onEnd: (e: ExchangeEnd) => void): Exchange {
-    const injector = a.route?.injector;
-    const onUnauthorized = injector?.onUnauthorized;
-    return {
-      up, onEnd,
-      timeouts: this.deps.timeouts,
-      what: a.route === undefined ? `the forward-proxy target ${up.origin}` : `the tool of connector ${a.route.key} (${up.origin})`,
-      rewrite: this.rewriteFor(req, a),
-      // Not the OCI API: manifests are content-addressed and registries put no URLs in bodies.
-      rewriteBodies: a.publicPrefix !== undefined && !up.path.startsWith('/v2/'),
-      onUnauthorized: onUnauthorized === undefined ? undefined : (challenge, resendable) => onUnauthorized.call(injector, up, challenge, resendable),
-    };
-  }
-
-  private rewriteFor(req: IncomingMessage, a: Admitted): () => LocationRewrite {
-    const publicPath = a.publicPrefix;
-    // Forward mode: the client used the tool's own URLs; a Location stays as the tool wrote it.
-    if (publicPath === undefined || a.route === undefined) return () => IDENTITY_REWRITE;
-    const u = a.route.upstream;
-    // A registry's Bearer challenge is for the proxy's token flow; the client meets the proxy's Basic one.
-    const challenge = a.route.injector?.kind === REGISTRY_TOKEN_KIND ? WWW_AUTHENTICATE : undefined;
-    // Read now: once a streamed request body is consumed, `req.socket` may already be gone.
-    const proto = protoOf(req, this.deps.proto);
-    return () => {
-      return {
-        upstreamBase: u.origin + u.basePath,
-        upstreamPath: u.basePath,
-        publicBase: `${proto}://${req.headers.host ?? ''}${publicPath}`,
-        publicPath,
-        challenge,
-      };
-    };
-  }
-
-  private finished(req: IncomingMessage, started: number, metrics: RouteMetrics, end: ExchangeEnd, connector: string | undefined, user: string | undefined): void {
-    this.inFlight--;
-    const seconds = (performance.now() - started) / 1000;
-    metrics.done(end.status, seconds);
-    if (end.upstreamError) metrics.upstreamError(end.upstreamError.reason);
-    const log = this.deps.log;
-    if (!log.isLevelEnabled('info')) return;
-    const url = req.url ?? '';
-    const q = url.indexOf('?');
-    // The query is left out: tools put tokens there (private_token=, X-Amz-Signature=).
-    log.info({
-      connector, user, method: req.method, path: q < 0 ? url : url.slice(0, q), status: end.status,
-      ms: Math.round(seconds * 1e4) / 10,
-      ...(end.upstreamError ? { upstreamError: end.upstreamError.text } : {}),
-      ...(end.clientAborted ? { clientAborted: true } : {}),
-    }, 'request');
-  }
-}
-
-const IDENTITY_REWRITE: LocationRewrite = Object.freeze({ upstreamBase: '', upstreamPath: '', publicBase: '', publicPath: '' });
-
-/** `connector ns/name (class "c", auth type "t")`: how error bodies name a Connector. */
-function routeLabel(route: Route): string {
-  return `connector ${route.key} (class "${route.className}"${route.authType ? `, auth type "${route.authType}"` : ''})`;
-}
-
-/** Reads a request body into memory, refusing (413) more than `limit` bytes. */
-function readBounded(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (declared > limit) return Promise.reject(new InjectError(`the request body (${declared} bytes) is larger than the ${limit} bytes the proxy may rewrite`, 413));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (c: Buffer): void => {
-      size += c.length;
-      if (size > limit) {
-        req.off('data', onData);
-        req.pause();
-        reject(new InjectError(`the request body is larger than the ${limit} bytes the proxy may rewrite`, 413));
-        return;
+      const token = tokenFromAuthorization(req.headers.authorization);
+      if (token === undefined) {
+        registryAnswer(res, req.method, 401, 'authentication required: log in with any user name and your ServiceAccount token as the password', { 'www-authenticate': WWW_AUTHENTICATE });
+        return done(401);
       }
-      chunks.push(c);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks, size)));
-    req.once('error', reject);
-  });
-}
-
-/** A request that came in on the HTTPS listener was made with https, whatever --proto says. */
-function protoOf(req: IncomingMessage, configured: 'http' | 'https'): 'http' | 'https' {
-  return (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : configured;
+      settle(this.admissions.token(token), (a) => {
+        if (a.admitted) {
+          registryAnswer(res, req.method, 200, undefined, undefined);
+          return done(200, a.user);
+        }
+        registryAnswer(res, req.method, a.status, a.message, a.headers);
+        done(a.status, a.user);
+      }, () => undefined);
+    });
+  }
 }

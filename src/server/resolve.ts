@@ -1,7 +1,9 @@
 // Which Connector a request is for (SPEC section 3):
 //   host form  c-<name>.<namespace>.<domain>            path passed unchanged
 //   path form  /namespaces/<ns>/connectors/<name>/<rest>  <rest> appended to the address
-//   OCI path   /v2/namespaces/<ns>/connectors/<name>/<repo>/...  → /v2/<repo>/...
+//   OCI path   /v2/namespaces/<ns>/connectors/<name>/<repo>/...  → /v2/<repo>/... (src/oci/)
+import type { ResponseProfile } from '../http/profile';
+import { REGISTRY_PATH_PREFIX, REGISTRY_PROFILE } from '../oci/profile';
 
 export interface Resolved {
   readonly form: 'host' | 'path';
@@ -11,6 +13,8 @@ export interface Resolved {
   readonly rest: string;
   /** The path prefix the client used for this Connector (`''` in host form). */
   readonly publicPrefix: string;
+  /** How responses go back when the form itself says (the OCI path form); else the route's. */
+  readonly profile?: ResponseProfile;
 }
 
 export type ResolveResult = Resolved | { readonly error: string; readonly status: 400 | 404 };
@@ -20,9 +24,14 @@ const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 export class Resolver {
   private readonly suffix: string;
+  /** Every suffix accepted after `c-<name>.<ns>`, longest first ('' = none: `c-<name>.<ns>`). */
+  private readonly suffixes: string[];
 
-  constructor(domain: string) {
-    this.suffix = '.' + domain.toLowerCase().replace(/^\.+|\.+$/g, '');
+  /** `aliases`: more domains Pods may use (podHostSuffixes in src/cluster/connector-services.ts). */
+  constructor(domain: string, aliases: readonly string[] = []) {
+    const dot = (d: string): string => { const n = d.toLowerCase().replace(/^\.+|\.+$/g, ''); return n === '' ? '' : '.' + n; };
+    this.suffix = dot(domain);
+    this.suffixes = [...new Set([this.suffix, ...aliases.map(dot)])].sort((a, b) => b.length - a.length);
   }
 
   resolve(hostHeader: string | undefined, url: string): ResolveResult {
@@ -45,17 +54,21 @@ export class Resolver {
       if (!isPort(host, colon + 1)) return undefined; // `host:aa` names no port, so no Connector
       host = host.slice(0, colon);
     }
-    if (host.length <= this.suffix.length + 4) return undefined;
     host = host.toLowerCase();
     if (host.endsWith('.')) host = host.slice(0, -1); // a fully qualified name
-    if (!host.startsWith('c-') || !host.endsWith(this.suffix)) return undefined;
-    const inner = host.slice(2, host.length - this.suffix.length);
-    const dot = inner.lastIndexOf('.');
-    if (dot <= 0) return undefined;
-    const name = inner.slice(0, dot);
-    const namespace = inner.slice(dot + 1);
-    if (!NAME.test(name) || !NAMESPACE.test(namespace)) return undefined;
-    return { namespace, name };
+    if (!host.startsWith('c-')) return undefined;
+    for (const suffix of this.suffixes) {
+      if (host.length <= suffix.length + 4 || !host.endsWith(suffix)) continue;
+      const inner = host.slice(2, host.length - suffix.length);
+      const dot = inner.lastIndexOf('.');
+      if (dot <= 0) continue;
+      const name = inner.slice(0, dot);
+      const namespace = inner.slice(dot + 1);
+      // Through an alias the name is one DNS label, as a Service name is (`c-a.b.ns` is no Pod's name).
+      if (suffix !== this.suffix && name.includes('.')) continue;
+      if (NAME.test(name) && NAMESPACE.test(namespace)) return { namespace, name };
+    }
+    return undefined;
   }
 
   hostFor(namespace: string, name: string): string {
@@ -72,16 +85,24 @@ function isPort(s: string, from: number): boolean {
   return true;
 }
 
-const PATH_PREFIX = '/namespaces/';
-const OCI_PREFIX = '/v2/namespaces/';
+/** A path form: how it starts, what of it the tool's path keeps, and its response rules. */
+interface PathForm {
+  readonly prefix: string;
+  readonly keep: string;
+  readonly profile?: ResponseProfile;
+}
+
+const PATH_FORMS: readonly PathForm[] = [
+  { prefix: '/namespaces/', keep: '' },
+  // Registry clients put the Connector inside the repository name; the registry's `/v2` stays.
+  { prefix: REGISTRY_PATH_PREFIX, keep: '/v2', profile: REGISTRY_PROFILE },
+];
 const CONNECTORS = 'connectors/';
 
 function resolvePath(url: string): ResolveResult {
-  let start: number;
-  let keep: string;
-  if (url.startsWith(PATH_PREFIX)) { start = PATH_PREFIX.length; keep = ''; }
-  else if (url.startsWith(OCI_PREFIX)) { start = OCI_PREFIX.length; keep = '/v2'; }
-  else return notFound;
+  const form = PATH_FORMS.find((f) => url.startsWith(f.prefix));
+  if (form === undefined) return notFound;
+  const start = form.prefix.length;
   const nsEnd = url.indexOf('/', start);
   if (nsEnd < 0 || !url.startsWith(CONNECTORS, nsEnd + 1)) return notFound;
   const namespace = url.slice(start, nsEnd);
@@ -96,7 +117,8 @@ function resolvePath(url: string): ResolveResult {
   if (!NAMESPACE.test(namespace) || !NAME.test(name)) return notFound;
   let rest = url.slice(nameEnd);
   if (rest.charCodeAt(0) !== 47) rest = '/' + rest;
-  return { form: 'path', namespace, name, rest: keep + rest, publicPrefix: url.slice(0, nameEnd) };
+  const resolved = { form: 'path' as const, namespace, name, rest: form.keep + rest, publicPrefix: url.slice(0, nameEnd) };
+  return form.profile === undefined ? resolved : { ...resolved, profile: form.profile };
 }
 
 const notFound: ResolveResult = Object.freeze({
@@ -105,12 +127,12 @@ const notFound: ResolveResult = Object.freeze({
 });
 
 /**
- * A `.` or `..` segment: `.` or `%2e`, once or twice, with an optional `;param` (Tomcat and
- * Jetty read `..;x` as `..`), between separators that some tool may decode: `/`, `\\`,
- * `%2f`, `%5c`.
+ * A `.` or `..` segment: `.`, `%2e` or `%252e` (encoded twice, for a tool that decodes
+ * twice), once or twice, with an optional `;param` (Tomcat and Jetty read `..;x` as `..`),
+ * between separators that some tool may decode: `/`, `\\`, `%2f`, `%5c`, `%252f`, `%255c`.
  */
-const DOT_SEGMENT = /(?:^|[/\\]|%2f|%5c)(?:\.|%2e){1,2}(?:;(?:(?!%2f|%5c)[^/\\])*)?(?=$|[/\\]|%2f|%5c)/i;
-const MAYBE_DOT = /\.|%2e/i;
+const DOT_SEGMENT = /(?:^|[/\\]|%2f|%5c|%252f|%255c)(?:\.|%2e|%252e){1,2}(?:;(?:(?!%2f|%5c|%252f|%255c)[^/\\])*)?(?=$|[/\\]|%2f|%5c|%252f|%255c)/i;
+const MAYBE_DOT = /\.|%2e|%252e/i;
 const PATH_END = /[?#]/;
 
 /**

@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Logger } from 'pino';
 import type { Resource } from '../types';
-import type { ConnectorIndex } from './connector-index';
+import type { ObjectStore } from './store';
 import { ConfigError, validateResource } from './validate';
 
 function manifestFiles(dir: string): string[] {
@@ -115,7 +115,7 @@ function watchFolders(root: string, subs: Map<string, FSWatcher>, listener: (eve
 export class FileSource {
   private watcher: FSWatcher | undefined;
 
-  constructor(private readonly dir: string, private readonly index: ConnectorIndex, private readonly log: Logger) {}
+  constructor(private readonly dir: string, private readonly index: ObjectStore, private readonly log: Logger) {}
 
   /** First load: a config error here is fatal, so it propagates. */
   start(watchForChanges = true): void {

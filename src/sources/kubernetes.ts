@@ -1,12 +1,12 @@
 // Kubernetes mode's source: reflectors for ConnectorClasses and Connectors (cluster-wide)
-// and Secrets, feeding the same ConnectorIndex the manifest folder feeds. Of the Secrets,
+// and Secrets, feeding the same ObjectStore the manifest folder feeds. Of the Secrets,
 // only those a Connector references are kept: a cluster's Secrets (Helm releases,
 // ServiceAccount tokens) can be hundreds of megabytes. A Secret that becomes referenced
 // after the first sync is fetched once with a GET; from then on the watch keeps it current.
 import type { Logger } from 'pino';
 import { API_VERSION, objectKey, splitObjectKey, type Connector, type ConnectorClass, type ObjectKey, type Secret } from '../types';
 import { KubeApiError, type KubeWatchApi } from '../kube/client';
-import type { ConnectorIndex } from './connector-index';
+import type { ObjectStore } from './store';
 import { Reflector, type ReflectorOptions } from './reflector';
 import { isGlobalCaSecret } from '../tls/ca-trust';
 
@@ -57,7 +57,7 @@ export class KubeSource {
 
   constructor(
     private readonly api: KubeWatchApi,
-    private readonly index: ConnectorIndex,
+    private readonly index: ObjectStore,
     private readonly log: Logger,
     private readonly opts: KubeSourceOptions = {},
   ) {

@@ -23,6 +23,8 @@ export interface ReflectorOptions {
   readonly name: string;
   /** Collection path, e.g. `/apis/connectors.alauda.io/v1alpha1/connectors`. */
   readonly path: string;
+  /** Extra query parameters for list and watch, e.g. `fieldSelector=metadata.name%3Dx` (RBAC with resourceNames). */
+  readonly query?: string;
   /** Items per list page (default 500). */
   readonly pageSize?: number;
   /** Server-side watch timeout; the stream is then renewed from the last version (default 300 s). */
@@ -143,7 +145,7 @@ export class Reflector<T extends KubeObject> {
     do {
       let reply: ListReply<T>;
       try {
-        reply = await this.api.request<ListReply<T>>('GET', `${this.opts.path}?limit=${limit}${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`);
+        reply = await this.api.request<ListReply<T>>('GET', `${this.opts.path}?${this.opts.query ? `${this.opts.query}&` : ''}limit=${limit}${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`);
       } catch (e) {
         // The continue token of a long list expired: start the list over.
         if (e instanceof KubeApiError && e.status === 410) { items.length = 0; cont = ''; continue; }
@@ -164,7 +166,7 @@ export class Reflector<T extends KubeObject> {
   /** One watch stream; true when it delivered at least one event. */
   private async watch(): Promise<boolean> {
     const timeout = this.opts.watchTimeoutSeconds ?? 300;
-    const path = `${this.opts.path}?watch=1&allowWatchBookmarks=true&timeoutSeconds=${timeout}&resourceVersion=${encodeURIComponent(this.resourceVersion)}`;
+    const path = `${this.opts.path}?${this.opts.query ? `${this.opts.query}&` : ''}watch=1&allowWatchBookmarks=true&timeoutSeconds=${timeout}&resourceVersion=${encodeURIComponent(this.resourceVersion)}`;
     let events = 0;
     try {
       await this.api.watch<T>(path, (e) => {

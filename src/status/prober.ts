@@ -5,16 +5,41 @@
 // (the ops server's /status) in embedded mode. A sink is told only about changes.
 import type { Logger } from 'pino';
 import { objectKey, type Condition, type Connector, type ConnectorClass } from '../types';
-import type { ConnectorIndex } from '../sources/connector-index';
+import type { ObjectStore } from '../sources/store';
 import { classConditions, connectorConditions, type CheckOptions } from './conditions';
 
 export interface ObjectStatus {
   readonly kind: 'Connector' | 'ConnectorClass';
   readonly namespace?: string;
   readonly name: string;
+  /** The object's uid, for Events about it. */
+  readonly uid?: string;
   readonly conditions: Condition[];
   /** ConnectorClass only: `status.api.address.url`. */
   readonly apiUrl?: string;
+  /** ConnectorClass only: `status.proxy.httpAddress.url`. */
+  readonly proxyUrl?: string;
+  /** Warning Events this change raises (Kubernetes mode records them on the object). */
+  readonly events?: readonly StatusEvent[];
+}
+
+export interface StatusEvent {
+  readonly type: 'Warning';
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** connector.mdx: a CACertReady=False comes with a Warning Event of this reason. */
+const CA_EVENT_REASONS: Readonly<Record<string, string>> = { SecretNotFound: 'CACertSecretNotFound', InvalidPEM: 'InvalidCACert' };
+
+/** The Warning Events of a change from `prev` to `next`: CACertReady turning False (or False for another reason). */
+export function warningEvents(prev: readonly Condition[] | undefined, next: readonly Condition[]): StatusEvent[] {
+  const now = next.find((c) => c.type === 'CACertReady');
+  if (now === undefined || now.status !== 'False') return [];
+  const before = prev?.find((c) => c.type === 'CACertReady');
+  if (before !== undefined && before.status === 'False' && before.reason === now.reason) return [];
+  const reason = CA_EVENT_REASONS[now.reason ?? ''];
+  return reason === undefined ? [] : [{ type: 'Warning', reason, message: now.message ?? '' }];
 }
 
 export interface StatusSink {
@@ -28,6 +53,8 @@ export const MEMORY_SINK: StatusSink = { write: async () => true };
 export interface ProberOptions extends CheckOptions {
   readonly intervalMs: number;
   readonly concurrency: number;
+  /** More that an object's checks depend on (its c-<name> Service): a change makes it due now. */
+  readonly fingerprint?: (o: Connector | ConnectorClass) => string;
 }
 
 interface Entry {
@@ -54,13 +81,16 @@ export class StatusProber {
   private readonly inFlight = new Set<string>();
 
   constructor(
-    private readonly index: ConnectorIndex,
+    private readonly index: ObjectStore,
     private readonly sink: StatusSink,
     private readonly log: Logger,
     private readonly opts: ProberOptions,
   ) {}
 
   start(): void {
+    // Started again (a replica leading again): another leader may have written meanwhile, so
+    // compare with what the objects carry now, not with what this replica last wrote.
+    this.entries.clear();
     this.timer = setInterval(() => this.tick(), 250);
     this.timer.unref();
     this.tick();
@@ -85,7 +115,13 @@ export class StatusProber {
     const cls = this.index.connectorClass(c.spec.connectorClassName);
     const ref = c.spec.auth?.secretRef;
     const secret = ref ? this.index.secret(ref.namespace ?? c.metadata.namespace, ref.name) : undefined;
-    return `${version(c, () => c.metadata.generation ?? JSON.stringify(c.spec))}|${cls ? classVersion(cls) : '-'}|${secret ? version(secret, () => secret.metadata.resourceVersion ?? JSON.stringify(secret.data)) : '-'}`;
+    // The CA Secret too: CACertReady changes when it appears or is edited.
+    const caName = c.spec.caCertSecretRef?.name;
+    const ca = caName ? this.index.secret(c.metadata.namespace, caName) : undefined;
+    const sv = (s: typeof secret): string => (s ? version(s, () => s.metadata.resourceVersion ?? JSON.stringify(s.data)) : '-');
+    // And the flag that turns CACertReady on and off.
+    const caFlag = this.opts.customCaCerts?.() === true ? 'ca' : '';
+    return `${version(c, () => c.metadata.generation ?? JSON.stringify(c.spec))}|${cls ? classVersion(cls) : '-'}|${sv(secret)}|${sv(ca)}|${caFlag}|${this.opts.fingerprint?.(c) ?? ''}`;
   }
 
   private tick(): void {
@@ -106,11 +142,13 @@ export class StatusProber {
           entry.due = Date.now() + this.jitter();
           const next = await run();
           const prev = entry.last;
-          if (prev !== undefined && sameConditions(prev.conditions, next.conditions) && prev.apiUrl === next.apiUrl) return;
+          if (prev !== undefined && sameConditions(prev.conditions, next.conditions) && prev.apiUrl === next.apiUrl && prev.proxyUrl === next.proxyUrl) return;
           const stored = this.stored(next);
-          entry.last = { ...next, conditions: stamp(new Date().toISOString(), next.conditions, prev?.conditions ?? stored) };
+          const events = warningEvents(prev?.conditions ?? stored, next.conditions);
+          entry.last = { ...next, conditions: stamp(new Date().toISOString(), next.conditions, prev?.conditions ?? stored), ...(events.length > 0 ? { events } : {}) };
           // After a restart the API server may already say so: no write.
-          if (prev === undefined && stored !== undefined && sameConditions(stored, next.conditions)) return;
+          if (prev === undefined && stored !== undefined && sameConditions(stored, next.conditions) && this.storedUrls(next)) return;
+          for (const ev of events) this.log.warn({ object: next.namespace ? `${next.namespace}/${next.name}` : next.name, kind: next.kind, reason: ev.reason }, ev.message);
           if (!(await this.sink.write(entry.last))) {
             entry.last = prev;
             entry.due = Date.now() + Math.min(this.opts.intervalMs, 10_000);
@@ -121,14 +159,14 @@ export class StatusProber {
       });
     };
     for (const cls of this.index.allClasses()) {
-      consider(`class/${cls.metadata.name}`, classVersion(cls), async () => {
+      consider(`class/${cls.metadata.name}`, `${classVersion(cls)}|${this.opts.fingerprint?.(cls) ?? ''}`, async () => {
         const r = await classConditions(cls, this.opts);
-        return { kind: 'ConnectorClass', name: cls.metadata.name, conditions: r.conditions, apiUrl: r.apiUrl };
+        return { kind: 'ConnectorClass', name: cls.metadata.name, conditions: r.conditions, apiUrl: r.apiUrl, proxyUrl: r.proxyUrl };
       });
     }
     for (const c of this.index.allConnectors()) {
       consider(objectKey(c.metadata.namespace, c.metadata.name), this.connectorFingerprint(c), async () => ({
-        kind: 'Connector', namespace: c.metadata.namespace, name: c.metadata.name,
+        kind: 'Connector', namespace: c.metadata.namespace, name: c.metadata.name, uid: c.metadata.uid,
         conditions: await connectorConditions(c, this.index, this.opts),
       }));
     }
@@ -148,6 +186,13 @@ export class StatusProber {
         this.drain();
       });
     }
+  }
+
+  /** Whether a class carries the addresses computed now (always true for a Connector). */
+  private storedUrls(s: ObjectStatus): boolean {
+    if (s.kind !== 'ConnectorClass') return true;
+    const st = this.index.connectorClass(s.name)?.status;
+    return st?.api?.address?.url === s.apiUrl && st?.proxy?.httpAddress?.url === s.proxyUrl;
   }
 
   /** The conditions the object carries now (from the API server or the manifests). */

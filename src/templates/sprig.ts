@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { parseGoInt } from './parser';
 import { formatFloat, quoteString, sprintf } from './fmt';
 import { FuncError, GoFunc, fn } from './funcs';
+import { hostname, parseUrl, parseUserinfo, urlFromParts, urlString, userinfo } from './gourl';
 import {
   GoMap, GoNum, GoSlice, GoValue, NIL_MAP, NIL_SLICE, byteLength, byteSlice, compareStrings, elemType, f64,
   fromBytes, goInt, isMap, isNilCollection, isNumber, isSlice, kindName, mapGet, mapHas, mapKeys, mapOf,
@@ -807,6 +808,29 @@ const entries: Array<[string, GoFunc]> = [
   ['b32enc', fn([S], ([s]) => b32enc(str(s)))],
   ['b32dec', fn([S], ([s]) => b32dec(str(s)))],
 
+  // URLs (net/url, as sprig: a parse error or a non-string part panics)
+  ['urlParse', fn([S], ([v]) => {
+    let u;
+    try { u = parseUrl(str(v)); } catch (e) { throw new FuncError(`unable to parse url: ${(e as Error).message}`); }
+    return own({ scheme: u.scheme, host: u.host, hostname: hostname(u), path: u.path, query: u.rawQuery, opaque: u.opaque, fragment: u.fragment, userinfo: userinfo(u) });
+  })],
+  ['urlJoin', fn([M], ([d]) => {
+    const part = (key: string): string => {
+      if (!mapHas(d as GoMap, key)) return '';
+      const v = mapGet(d as GoMap, key);
+      if (v === null || v === undefined) throw new FuncError(NIL_DEREF);
+      if (typeof v !== 'string') throw new FuncError(`unable to parse ${key} key, must be of type string, but ${kindName(v)} found`);
+      return v;
+    };
+    const p = { scheme: part('scheme'), host: part('host'), path: part('path'), query: part('query'), opaque: part('opaque'), fragment: part('fragment') };
+    const info = part('userinfo');
+    let user;
+    if (info !== '') {
+      try { user = parseUserinfo(info); } catch (e) { throw new FuncError(`unable to parse userinfo in dict: ${(e as Error).message}`); }
+    }
+    return urlString(urlFromParts({ ...p, user }));
+  })],
+
   // dicts
   ['list', fn([], (args) => [...args], A)],
   ['dict', fn([], (args) => {
@@ -911,5 +935,4 @@ export const UNSUPPORTED_SPRIG: ReadonlyMap<string, string> = new Map([
   ...['addf', 'add1f', 'subf', 'mulf', 'divf'].map((n): [string, string] => [n, 'decimal arithmetic functions are not supported']),
   ...['abbrev', 'abbrevboth', 'initials', 'wrap', 'wrapWith', 'swapcase', 'snakecase', 'camelcase', 'kebabcase']
     .map((n): [string, string] => [n, 'this string function is not supported']),
-  ...['urlParse', 'urlJoin'].map((n): [string, string] => [n, 'URL functions are not supported']),
 ]);

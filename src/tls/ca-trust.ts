@@ -15,8 +15,8 @@ export const CA_CERT_LABEL = 'connectors.cpaas.io/ca-cert';
 export const INSECURE_SKIP_VERIFY_PARAM = 'insecureSkipVerify';
 
 export interface TrustOptions {
-  /** --enable-custom-ca-certs: without it only the system roots are trusted (the docs' default). */
-  readonly enabled: boolean;
+  /** enable-custom-ca-certs (a function: the flag may change at run time): without it only the system roots are trusted (the docs' default). */
+  readonly enabled: boolean | (() => boolean);
   /** The proxy's namespace: where global CA Secrets live. */
   readonly namespace: string;
 }
@@ -75,6 +75,8 @@ function trustOf(ca: readonly string[], insecure: boolean): UpstreamTrust {
  */
 export class TrustResolver {
   private global: readonly string[] | undefined;
+  /** The global CA Secrets the cached list was read from. */
+  private globalKeys = new Set<string>();
 
   constructor(
     private readonly options: TrustOptions,
@@ -86,18 +88,38 @@ export class TrustResolver {
     this.global = undefined;
   }
 
+  private on(): boolean {
+    const e = this.options.enabled;
+    return typeof e === 'function' ? e() : e;
+  }
+
+  /**
+   * True when a change of Secret `key` (now `secret`, undefined when deleted) changes the
+   * global CA list: it is, or was, a global CA Secret.
+   */
+  concerns(key: string, secret: Secret | undefined): boolean {
+    if (!this.on()) return false;
+    return this.globalKeys.has(key) || (secret !== undefined && isGlobalCaSecret(secret, this.options.namespace));
+  }
+
   private globalCas(): readonly string[] {
     if (this.global === undefined) {
       const out: string[] = [];
-      for (const s of this.secrets()) if (isGlobalCaSecret(s, this.options.namespace)) out.push(...caCertificatesOf(s));
+      const keys = new Set<string>();
+      for (const s of this.secrets()) {
+        if (!isGlobalCaSecret(s, this.options.namespace)) continue;
+        keys.add(`${s.metadata.namespace}/${s.metadata.name}`);
+        out.push(...caCertificatesOf(s));
+      }
       this.global = out;
+      this.globalKeys = keys;
     }
     return this.global;
   }
 
   forConnector(c: Connector): UpstreamTrust {
     const insecure = insecureSkipVerify(c);
-    if (!this.options.enabled) return trustOf([], insecure);
+    if (!this.on()) return trustOf([], insecure);
     const ref = c.spec.caCertSecretRef?.name;
     const own = ref ? this.secret(c.metadata.namespace, ref) : undefined;
     const global = this.globalCas();

@@ -8,11 +8,15 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './proxy';
+import { startNginx, type NginxProcess } from './nginx';
 import { run, terminate } from './run';
+import { httpsGet, type ServeTls } from './test-ca';
 
 export interface PackageRegistry {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>`, or with TLS `https://<host>:<port>` (the name on its certificate). */
   readonly url: string;
+  /** The same registry by address: `http(s)://127.0.0.1:<port>` (also on the certificate). */
+  readonly loopbackUrl: string;
   readonly username: string;
   readonly password: string;
   /** Where packages live (pypiserver serves this folder). */
@@ -21,8 +25,8 @@ export interface PackageRegistry {
   stop(): Promise<void>;
 }
 
-/** An htpasswd line with the `{SHA}` scheme, which both Verdaccio and passlib read. */
-function htpasswd(user: string, password: string): string {
+/** An htpasswd line with the `{SHA}` scheme, which Verdaccio, passlib and nginx read. */
+export function htpasswd(user: string, password: string): string {
   return `${user}:{SHA}${createHash('sha1').update(password).digest('base64')}\n`;
 }
 
@@ -37,13 +41,17 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function waitForHttp(url: string, child: ChildProcess, logs: () => string, timeoutMs = 30_000): Promise<void> {
+async function waitForHttp(url: string, child: ChildProcess, logs: () => string, ca?: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${url}: the server exited (${child.exitCode}):\n${logs()}`);
     try {
-      const r = await fetch(url);
-      await r.arrayBuffer();
+      if (ca !== undefined) {
+        await httpsGet(url, ca);
+      } else {
+        const r = await fetch(url);
+        await r.arrayBuffer();
+      }
       return; // any answer (401 included) means it listens
     } catch { /* not yet */ }
     if (Date.now() > deadline) throw new Error(`${url} did not start:\n${logs()}`);
@@ -51,50 +59,90 @@ async function waitForHttp(url: string, child: ChildProcess, logs: () => string,
   }
 }
 
-function supervise(cmd: string, args: string[], dir: string, url: string, username: string, password: string, packages: string): Promise<PackageRegistry> {
+interface Served {
+  readonly url: string;
+  readonly loopbackUrl: string;
+  /** The CA to trust when the URL is https. */
+  readonly ca?: string;
+  /** Stopped after the registry (a TLS front). */
+  readonly front?: NginxProcess;
+}
+
+function supervise(cmd: string, args: string[], dir: string, served: Served, username: string, password: string, packages: string): Promise<PackageRegistry> {
   const child = spawn(cmd, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
   const reg: PackageRegistry = {
-    url, username, password, dir: packages,
-    logs: () => out,
+    url: served.url, loopbackUrl: served.loopbackUrl, username, password, dir: packages,
+    logs: () => out + (served.front ? `\n--- nginx TLS front:\n${served.front.errors()}` : ''),
     async stop() {
       await terminate(child);
+      await served.front?.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  return waitForHttp(url + '/', child, reg.logs).then(() => reg, async (err) => { await reg.stop(); throw err; });
+  return waitForHttp(served.url + '/', child, reg.logs, served.ca).then(() => reg, async (err) => { await reg.stop(); throw err; });
 }
 
-/** Verdaccio requiring login for every read and publish; no uplinks (nothing from the internet). */
-export async function startVerdaccio(username = 'npm-tool-user', password = 'npm-tool-pw-V3rd'): Promise<PackageRegistry> {
+/**
+ * Verdaccio requiring login for every read and publish; no uplinks (nothing from the internet).
+ * `web`: its web UI on. `tls`: Verdaccio itself serves HTTPS with a certificate for `tls.host` from `tls.ca`.
+ */
+export async function startVerdaccio(username = 'npm-tool-user', password = 'npm-tool-pw-V3rd', opts: { web?: boolean; tls?: ServeTls } = {}): Promise<PackageRegistry> {
   const dir = mkdtempSync(join(tmpdir(), 'cproxy-verdaccio-'));
+  const pair = opts.tls ? await opts.tls.ca.issueFiles([opts.tls.host, '127.0.0.1']) : undefined;
   writeFileSync(join(dir, 'htpasswd'), htpasswd(username, password));
   writeFileSync(join(dir, 'config.yaml'), [
     `storage: ${join(dir, 'storage')}`,
     'auth:', '  htpasswd:', `    file: ${join(dir, 'htpasswd')}`, '    max_users: -1',
     'uplinks: {}',
     'packages:', "  '**':", '    access: $authenticated', '    publish: $authenticated', '    unpublish: $authenticated',
-    'web: {enable: false}',
+    `web: {enable: ${opts.web === true}}`,
     'log: {type: stdout, format: json, level: warn}',
+    ...(pair ? ['https:', `  key: ${pair.keyFile}`, `  cert: ${pair.certFile}`] : []),
   ].join('\n') + '\n');
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  return supervise(join(REPO_ROOT, '.cache', 'verdaccio'), ['--config', join(dir, 'config.yaml'), '--listen', `127.0.0.1:${port}`], dir, url, username, password, join(dir, 'storage'));
+  const scheme = pair ? 'https' : 'http';
+  const served: Served = {
+    url: `${scheme}://${opts.tls?.host ?? '127.0.0.1'}:${port}`, loopbackUrl: `${scheme}://127.0.0.1:${port}`, ca: opts.tls?.ca.cert,
+  };
+  return supervise(join(REPO_ROOT, '.cache', 'verdaccio'), ['--config', join(dir, 'config.yaml'), '--listen', `${scheme}://127.0.0.1:${port}`], dir, served, username, password, join(dir, 'storage'));
 }
 
-/** pypiserver requiring login for download, list and upload. */
-export async function startPypiserver(username = 'pypi-tool-user', password = 'pypi-tool-pw-P1p'): Promise<PackageRegistry> {
+/**
+ * pypiserver requiring login for download, list and upload. `tls`: behind nginx serving HTTPS
+ * with a certificate for `tls.host` from `tls.ca` (pypiserver has no TLS of its own); only the
+ * HTTPS port is handed out.
+ */
+export async function startPypiserver(username = 'pypi-tool-user', password = 'pypi-tool-pw-P1p', opts: { tls?: ServeTls } = {}): Promise<PackageRegistry> {
   const dir = mkdtempSync(join(tmpdir(), 'cproxy-pypiserver-'));
   const packages = join(dir, 'packages');
   mkdirSync(packages);
   writeFileSync(join(dir, 'htpasswd'), htpasswd(username, password));
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  let served: Served = { url: `http://127.0.0.1:${port}`, loopbackUrl: `http://127.0.0.1:${port}` };
+  if (opts.tls) {
+    const pair = await opts.tls.ca.issueFiles([opts.tls.host, '127.0.0.1']);
+    const tlsPort = await freePort();
+    const front = await startNginx(join(dir, 'nginx'), tlsPort, `  server {
+    listen 127.0.0.1:${tlsPort} ssl;
+    ssl_certificate ${pair.certFile};
+    ssl_certificate_key ${pair.keyFile};
+    client_max_body_size 0;
+    location / {
+      proxy_pass http://127.0.0.1:${port};
+      proxy_http_version 1.1;
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto https;
+      proxy_buffering off;
+    }
+  }`);
+    served = { url: `https://${opts.tls.host}:${tlsPort}`, loopbackUrl: `https://127.0.0.1:${tlsPort}`, ca: opts.tls.ca.cert, front };
+  }
   return supervise(join(REPO_ROOT, '.cache', 'pypi-server'),
     ['run', '-i', '127.0.0.1', '-p', String(port), '-a', 'download,list,update', '-P', join(dir, 'htpasswd'), packages],
-    dir, url, username, password, packages);
+    dir, served, username, password, packages);
 }
 
 /** Writes a minimal pure-Python wheel `<name>-<version>-py3-none-any.whl` into `dir` (python3's zipfile). */

@@ -133,6 +133,7 @@ kind: ConnectorClass
 metadata:
   name: ${cls}${resolver}
 spec:
+  proxy: {}
   address:
     type: string
   auth:

@@ -12,7 +12,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { run, terminate } from './run';
+import { httpsGet, type KeyPair, type KeyPairFiles, type TestCa } from './test-ca';
 
 export const REGISTRY_SERVICE = 'test-registry';
 const ISSUER = 'test-token-issuer';
@@ -41,13 +43,15 @@ export class TokenServer {
   anonymousRequests = 0;
   /** Repositories the user may not push to. */
   readonly readOnly = new Set<string>();
-  private server: Server | undefined;
+  private server: Server | HttpsServer | undefined;
   port = 0;
 
-  constructor(readonly username: string, readonly password: string, private readonly key: KeyObject, private readonly certDer: Buffer) {}
+  /** `tls`: serve HTTPS with this certificate, the realm named by `tls.host`. */
+  constructor(readonly username: string, readonly password: string, private readonly key: KeyObject, private readonly certDer: Buffer,
+    private readonly tls?: KeyPair & { readonly host: string }) {}
 
   get realm(): string {
-    return `http://127.0.0.1:${this.port}/token`;
+    return this.tls ? `https://${this.tls.host}:${this.port}/token` : `http://127.0.0.1:${this.port}/token`;
   }
 
   /** Token requests (with valid credentials) for exactly these scopes. */
@@ -62,7 +66,8 @@ export class TokenServer {
   }
 
   async start(): Promise<void> {
-    this.server = createServer((req, res) => this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);
+    this.server = this.tls ? createHttpsServer({ cert: this.tls.cert, key: this.tls.key }, handler) : createServer(handler);
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
     this.port = (this.server.address() as AddressInfo).port;
   }
@@ -134,7 +139,10 @@ export interface BlobHost {
 }
 
 export interface Registry {
+  /** `http://127.0.0.1:<port>`, or with TLS `https://<host>:<port>` (the name on its certificate). */
   readonly url: string;
+  /** The same registry by address: `http(s)://127.0.0.1:<port>` (also on the certificate). */
+  readonly loopbackUrl: string;
   readonly port: number;
   readonly storage: string;
   readonly child: ChildProcess;
@@ -191,7 +199,8 @@ async function startBlobHost(root: string): Promise<BlobHost> {
   };
 }
 
-async function startRegistry(dir: string, name: string, storage: string, tokens: TokenServer, cert: string, redirectTo?: string): Promise<Registry> {
+async function startRegistry(dir: string, name: string, storage: string, tokens: TokenServer, cert: string, redirectTo?: string,
+  tls?: KeyPairFiles & { readonly host: string; readonly ca: string }): Promise<Registry> {
   const port = await freePort();
   const middleware = redirectTo === undefined ? '' : `
 middleware:
@@ -216,7 +225,10 @@ storage:
       enabled: false
 http:
   addr: 127.0.0.1:${port}
-  secret: ${randomBytes(16).toString('hex')}
+  secret: ${randomBytes(16).toString('hex')}${tls ? `
+  tls:
+    certificate: ${tls.certFile}
+    key: ${tls.keyFile}` : ''}
 auth:
   token:
     realm: ${tokens.realm}
@@ -228,27 +240,41 @@ ${middleware}`);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  const url = `http://127.0.0.1:${port}`;
+  const loopbackUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const url = tls ? `https://${tls.host}:${port}` : loopbackUrl;
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited (${child.exitCode}):\n${out}`);
     try {
-      const res = await fetch(`${url}/v2/`);
-      await res.arrayBuffer();
-      if (res.status === 401) break;
+      if (tls) {
+        if ((await httpsGet(`${url}/v2/`, tls.ca)).status === 401) break;
+      } else {
+        const res = await fetch(`${url}/v2/`);
+        await res.arrayBuffer();
+        if (res.status === 401) break;
+      }
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) throw new Error(`docker-registry did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
-    url, port, storage, child,
+    url, loopbackUrl, port, storage, child,
     logs: () => out,
     stop: () => terminate(child),
   };
 }
 
+export interface RegistryHarnessOptions {
+  /**
+   * HTTPS for both registries and the token server, with certificates from `ca`: the
+   * registries as `registryHost` (the redirecting twin too), the realm as `authHost`.
+   * Clients must resolve both names (test/support/hosts.ts) and trust `ca`.
+   */
+  readonly tls?: { readonly ca: TestCa; readonly registryHost: string; readonly authHost: string };
+}
+
 /** Starts the token server, the registry and a redirecting twin with its blob host. */
-export async function startRegistryHarness(username: string, password: string): Promise<RegistryHarness> {
+export async function startRegistryHarness(username: string, password: string, opts: RegistryHarnessOptions = {}): Promise<RegistryHarness> {
   const dir = mkdtempSync(join(tmpdir(), 'cproxy-registry-'));
   const keyFile = join(dir, 'token.key');
   const certFile = join(dir, 'token.crt');
@@ -257,16 +283,19 @@ export async function startRegistryHarness(username: string, password: string): 
   if (r.code !== 0) throw new Error(`openssl failed: ${r.stderr}`);
   const key = createPrivateKey(readFileSync(keyFile));
   const certDer = new X509Certificate(readFileSync(certFile)).raw;
-  const tokens = new TokenServer(username, password, key, certDer);
+  const tls = opts.tls;
+  const authPair = tls ? { ...await tls.ca.issue([tls.authHost, '127.0.0.1']), host: tls.authHost } : undefined;
+  const registryTls = tls ? { ...await tls.ca.issueFiles([tls.registryHost, '127.0.0.1']), host: tls.registryHost, ca: tls.ca.cert } : undefined;
+  const tokens = new TokenServer(username, password, key, certDer, authPair);
   await tokens.start();
   const storage = join(dir, 'storage');
   const started: { stop(): Promise<void> }[] = [tokens];
   try {
     const blobs = await startBlobHost(storage);
     started.push(blobs);
-    const registry = await startRegistry(dir, 'registry', storage, tokens, certFile);
+    const registry = await startRegistry(dir, 'registry', storage, tokens, certFile, undefined, registryTls);
     started.push(registry);
-    const redirecting = await startRegistry(dir, 'redirecting', storage, tokens, certFile, blobs.url);
+    const redirecting = await startRegistry(dir, 'redirecting', storage, tokens, certFile, blobs.url, registryTls);
     started.push(redirecting);
     return {
       tokens, registry, redirecting, blobs,
@@ -274,8 +303,15 @@ export async function startRegistryHarness(username: string, password: string): 
         const u = new URL(tokens.realm);
         u.searchParams.set('service', REGISTRY_SERVICE);
         for (const s of scopes) u.searchParams.append('scope', s);
-        const res = await fetch(u, { headers: { authorization: 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64') } });
-        const body = await res.json() as { token?: string; access_token?: string };
+        const authorization = 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64');
+        let text: string;
+        if (tls) {
+          text = (await httpsGet(u.toString(), tls.ca.cert, { authorization })).text;
+        } else {
+          const res = await fetch(u, { headers: { authorization } });
+          text = await res.text();
+        }
+        const body = JSON.parse(text) as { token?: string; access_token?: string };
         return body.token ?? body.access_token ?? '';
       },
       async stop() {

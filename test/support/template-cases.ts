@@ -1,5 +1,12 @@
 // The case table of test/templates.test.ts: each template is rendered with its data by Go's
 // text/template + sprig (test/support/gotemplate) and by src/templates; results must be equal.
+// The last rows are every template of the docs' classes (test/fixtures/docs): each
+// configuration file with the data the configurations endpoint gives it, each probe path and
+// header with the probes' Go-style data.
+import type { Connector, ConnectorClass, Secret } from '../../src/types';
+import { configurationData, type RenderTarget } from '../../src/templates/configurations';
+import { goConnector, goSecret } from '../../src/status/conditions';
+import { docsExamples } from './docs-fixtures';
 
 export interface TemplateCase {
   /** Template name, as the caller passes it (appears in errors). */
@@ -335,6 +342,30 @@ const rows: Row[] = [
   ['exec error on line 3', 'one\ntwo\n  ✓ {{ index .list 9 }}', nested],
   ['parse error on line 3 inside a multi-line action', 'one\n{{ if\n  .a }}\n{{ nosuch }}{{ end }}', nested],
 
+  // ---- sprig: URLs (net/url) ----
+  ['urlParse parts', '{{ $u := urlParse "https://user:p%40ss@Registry.Example.com:8443/a%2Fb/c d?x=1&y=%20#frag%21" }}{{ $u.scheme }}|{{ $u.host }}|{{ $u.hostname }}|{{ $u.path }}|{{ $u.query }}|{{ $u.fragment }}|{{ $u.userinfo }}|{{ $u.opaque }}'],
+  ['urlParse prints as a map', '{{ urlParse "http://c-npm.team.svc.cluster.local" }}'],
+  ['urlParse of forms', '{{ range list "mailto:a@b.c" "/rel/path?q" "//host/x" "HTTP://UP.example/" "http://[::1]:8080/p" "http://h?" "http://h#" "http://h/%7Efoo" "*" "" "http://a:b:c@h/" "http://h:80:90/" }}[{{ $u := urlParse . }}{{ $u.scheme }} {{ $u.host }} {{ $u.hostname }} {{ $u.path }} {{ $u.opaque }} {{ $u.query }}]{{ end }}'],
+  ['urlParse of an address with a path prefix', '{{ $r := urlParse "https://nexus.example.com/repository/npm-public/" }}//{{ $r.host }}/{{ trimSuffix "/" (trimPrefix "/" $r.path) }}/'],
+  ['urlParse port defaulting as the SonarQube class', '{{ range list "http://p.local" "https://p.local" "http://p.local:8080" }}{{ $p := urlParse . }}{{ $port := splitList ":" $p.host | rest | first }}{{ if not $port }}{{ if eq $p.scheme "https" }}{{ $port = "443" }}{{ else }}{{ $port = "80" }}{{ end }}{{ end }}{{ $port }};{{ end }}'],
+  ['urlParse error: bad escape', '{{ urlParse "http://h/%zz" }}'],
+  ['urlParse error: bad port', '{{ urlParse "http://h:port/" }}'],
+  ['urlParse error: control character', '{{ urlParse "http://h/\x01" }}'],
+  ['urlParse error: missing scheme', '{{ urlParse ":foo" }}'],
+  ['urlParse error: colon in first segment', '{{ urlParse "a:b/c" }}{{ urlParse "1a:b/c" }}'],
+  ['urlParse error: bad host character', '{{ urlParse "http://h o/" }}'],
+  ['urlParse error: missing bracket', '{{ urlParse "http://[::1/" }}'],
+  ['urlParse error: bad userinfo', '{{ urlParse "http://a b@h/" }}'],
+  ['urlParse of missing value is a type error', '{{ urlParse .nope }}', nested],
+  ['urlJoin round trip', '{{ range list "https://user:p%40ss@h:8443/a%2Fb/c%20d?x=1#f%21" "mailto:x@y" "http://h/?" "/just/path" "http://[fe80::1%25en0]:80/" "http://h/%7Efoo" "http://h/a b" }}{{ urlJoin (urlParse .) }}|{{ end }}'],
+  ['urlJoin from a dict', '{{ urlJoin (dict "scheme" "https" "host" "proxy.local:8443" "path" "/a b/ü" "query" "x=1" "fragment" "f g" "userinfo" "ns%2Fname:tok") }}|{{ urlJoin (dict "host" "h" "path" "p") }}|{{ urlJoin (dict "path" "a:b") }}|{{ urlJoin (dict) }}'],
+  ['urlJoin with set', '{{ $u := urlParse "http://c-npm.team.svc/" }}{{ $_ := set $u "userinfo" "team%2Fnpm:tok" }}{{ $_ := set $u "path" "" }}{{ urlJoin $u }}'],
+  ['urlJoin: a non-string part panics', '{{ urlJoin (dict "host" 1) }}'],
+  ['urlJoin: a nil part panics', '{{ urlJoin (dict "path" nil) }}'],
+  ['urlJoin: bad userinfo panics', '{{ urlJoin (dict "host" "h" "userinfo" "a b") }}'],
+  ['urlJoin of a non-map is a type error', '{{ urlJoin "http://x" }}'],
+  ['urlquery of a namespace/name (forward-proxy user)', '{{ printf "%s/%s" "team" "npm" | urlquery }} {{ printf "%s%%2F%s" "team" "npm" }}'],
+
   // ---- the seed's templates and realistic configuration files ----
   ['seed probe path', seedProbePath, probeData, PROBE_NAME],
   ['seed probe header with secret', seedProbeHeader, probeData, 'ConnectorClass git, spec.authProbes[0].probe.http.httpHeaders[0].value'],
@@ -353,6 +384,50 @@ const rows: Row[] = [
   ['exec error on a later line names the position', '[url "{{ .connector.status.proxyAddress }}"]\n    insteadOf = {{ .connector.spec.address.host }}\n', configData, CONFIG_NAME],
 ];
 
-export const TEMPLATE_CASES: readonly TemplateCase[] = rows.map(([what, template, data, name]) => ({
+/** Every template in the docs' classes, with the data the proxy renders it with. */
+function docsTemplateRows(): Row[] {
+  const out: Row[] = [];
+  const token = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJidWlsZGVyIn0.c2ln';
+  const secret: Secret = {
+    apiVersion: 'v1', kind: 'Secret', metadata: { name: 'tool-secret', namespace: 'team-a' }, type: 'kubernetes.io/basic-auth',
+    data: { username: Buffer.from('alice').toString('base64'), password: Buffer.from('p@ss:wörd').toString('base64'), token: Buffer.from('tok-123').toString('base64') },
+  };
+  for (const e of docsExamples()) {
+    if (e.object.kind !== 'ConnectorClass') continue;
+    const cls = e.object as unknown as ConnectorClass;
+    const where = `${e.source.split(' ')[0]} ${cls.metadata.name}`;
+    const connectors: Connector[] = ['alpha', 'beta'].map((n, i) => ({
+      apiVersion: 'connectors.alauda.io/v1alpha1', kind: 'Connector', metadata: { name: `${cls.metadata.name}-${n}`, namespace: 'team-a' },
+      spec: {
+        connectorClassName: cls.metadata.name, address: i === 0 ? 'https://tool.example.com/repository/npm-public' : 'http://tool2.example.com:8081',
+        params: [{ name: 'sslVerify', value: 'false' }, { name: 'registryType', value: 'mirror' }],
+        auth: { name: cls.spec?.auth?.types?.[0]?.name ?? 'basicAuth', secretRef: { name: 'tool-secret' }, params: [{ name: 'repository', value: 'org/repo.git' }] },
+      },
+    }));
+    const targets: RenderTarget[] = connectors.map((c) => ({ connector: c, cls, proxyAddress: `http://c-${c.metadata.name}.team-a.svc.cluster.local` }));
+    for (const conf of cls.spec?.configurations ?? []) {
+      const params = Object.fromEntries((conf.params ?? []).map((p) => [p.name, `${p.name}-value`]));
+      const data = configurationData(targets, { token, caPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', forwardProxy: 'http://connectors-proxy.connectors-system.svc:8080', params: { [conf.name]: params } }, conf);
+      for (const [file, text] of Object.entries(conf.data ?? {})) {
+        out.push([`docs template: ${where}, configuration ${conf.name}, ${file}`, text, data, `ConnectorClass ${cls.metadata.name}, spec.configurations[].data[${JSON.stringify(file)}]`]);
+      }
+    }
+    const probeData = { Connector: goConnector(connectors[0]!), Secret: goSecret(secret) };
+    const probes = [
+      ...(cls.spec?.livenessProbe ? [['livenessProbe', cls.spec.livenessProbe] as const] : []),
+      ...(cls.spec?.authProbes ?? []).map((p, i) => [`authProbes[${i}].probe`, p.probe ?? {}] as const),
+    ];
+    for (const [field, probe] of probes) {
+      if (probe.http?.path) out.push([`docs template: ${where}, ${field}.http.path`, probe.http.path, probeData]);
+      if (probe.api?.path) out.push([`docs template: ${where}, ${field}.api.path`, probe.api.path, probeData]);
+      const headers = probe.http?.httpHeaders;
+      const list = Array.isArray(headers) ? headers.map((h) => [h.name, h.value] as const) : Object.entries(headers ?? {});
+      for (const [name, value] of list) out.push([`docs template: ${where}, ${field}.http.httpHeaders ${name}`, String(value), probeData]);
+    }
+  }
+  return out;
+}
+
+export const TEMPLATE_CASES: readonly TemplateCase[] = [...rows, ...docsTemplateRows()].map(([what, template, data, name]) => ({
   what, template, data: data ?? null, name: name ?? `case ${what}`,
 }));

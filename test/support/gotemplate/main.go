@@ -1,6 +1,8 @@
-// Reference renderer for test/templates.test.ts: Go's text/template with sprig, the engine
-// src/templates/ must match. Reads a JSON array of {name, template, data} on stdin and writes
-// a JSON array of {output} or {error}, one per case, in order.
+// Reference for the Go engines the proxy mirrors: Go's text/template with sprig (the engine
+// src/templates/ must match, test/templates.test.ts) and cel-go (probe response checks,
+// src/status/cel.ts, test/cel.test.ts). Reads a JSON array of {name, template, data} or
+// {cel, response} on stdin and writes a JSON array of {output} or {error}, one per case, in
+// order; a CEL result is written as Go's %v of the value ("true", "false", ...).
 package main
 
 import (
@@ -8,17 +10,78 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
+	"github.com/google/cel-go/cel"
 )
 
 type testCase struct {
 	Name     string          `json:"name"`
 	Template string          `json:"template"`
 	Data     json.RawMessage `json:"data"`
+	// A CEL case: the expression and the probed answer it sees.
+	Cel      *string        `json:"cel,omitempty"`
+	Response *probeResponse `json:"response,omitempty"`
+}
+
+type probeResponse struct {
+	StatusCode int                 `json:"statusCode"`
+	Headers    map[string][]string `json:"headers"`
+	Body       string              `json:"body"`
+}
+
+// celEnv declares what connectorclass.mdx lists (response.statusCode, bodyString, headers,
+// body) and the top-level names the docs' SonarQube class uses (statusCode, bodyJSON).
+func celEnv() (*cel.Env, error) {
+	return cel.NewEnv(
+		cel.Variable("response", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("statusCode", cel.IntType),
+		cel.Variable("bodyString", cel.StringType),
+		cel.Variable("headers", cel.MapType(cel.StringType, cel.ListType(cel.StringType))),
+		cel.Variable("body", cel.DynType),
+		cel.Variable("bodyJSON", cel.DynType),
+	)
+}
+
+func evalCel(expr string, r *probeResponse) (string, error) {
+	env, err := celEnv()
+	if err != nil {
+		return "", err
+	}
+	ast, iss := env.Compile(expr)
+	if iss.Err() != nil {
+		return "", iss.Err()
+	}
+	prg, err := env.Program(ast)
+	if err != nil {
+		return "", err
+	}
+	// Header names as Go's http.Header holds them (canonical), plus lower-case: both spellings work.
+	headers := map[string][]string{}
+	for k, v := range r.Headers {
+		headers[http.CanonicalHeaderKey(k)] = v
+		headers[strings.ToLower(k)] = v
+	}
+	var body interface{} = map[string]interface{}{}
+	if strings.TrimSpace(r.Body) != "" {
+		var parsed interface{}
+		if json.Unmarshal([]byte(r.Body), &parsed) == nil {
+			body = parsed
+		}
+	}
+	status := int64(r.StatusCode)
+	out, _, err := prg.Eval(map[string]interface{}{
+		"response":   map[string]interface{}{"statusCode": status, "bodyString": r.Body, "headers": headers, "body": body},
+		"statusCode": status, "bodyString": r.Body, "headers": headers, "body": body, "bodyJSON": body,
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%v", out.Value()), nil
 }
 
 type result struct {
@@ -104,7 +167,13 @@ func main() {
 	}
 	results := make([]result, len(cases))
 	for i, c := range cases {
-		out, err := render(c)
+		var out string
+		var err error
+		if c.Cel != nil {
+			out, err = evalCel(*c.Cel, c.Response)
+		} else {
+			out, err = render(c)
+		}
 		if err != nil {
 			msg := err.Error()
 			results[i].Error = &msg
