@@ -26,7 +26,9 @@ RUN npx --no-install tsc -p tsconfig.json && npm prune --omit=dev --no-audit --n
 
 FROM gcr.io/distroless/nodejs20-debian12:nonroot AS runtime
 WORKDIR /app
+# MALLOC_ARENA_MAX: fewer glibc malloc arenas, less RSS held by freed stream buffers (bench/README.md).
 ENV NODE_ENV=production \
+    MALLOC_ARENA_MAX=2 \
     PROXY_OPA=/usr/local/bin/opa \
     PROXY_POLICY_CACHE_DIR=/var/cache/connectors-proxy/policies
 COPY --from=opa /build/opa /usr/local/bin/opa
@@ -36,5 +38,6 @@ COPY --from=build /src/dist/src ./dist/src
 USER 65532:65532
 # 8080 proxy, 9090 metrics and probes, 8443 the optional HTTPS listener.
 EXPOSE 8080 9090 8443
-ENTRYPOINT ["/nodejs/bin/node", "/app/dist/src/main.js"]
+# entrypoint.js sizes V8's heap to the container's memory limit (cgroup), then runs main.js.
+ENTRYPOINT ["/nodejs/bin/node", "/app/dist/src/entrypoint.js"]
 CMD ["--source", "kubernetes"]

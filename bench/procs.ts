@@ -10,12 +10,14 @@ export interface StartOptions {
   /** CPU list for `taskset -c`; undefined runs the command unpinned. */
   readonly cpu?: string;
   readonly stdio?: StdioOptions;
+  /** Added to this process's environment. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 /** Starts `cmd`; with a CPU it runs under taskset, which execs, so the pid is the command's. */
 export function start(cmd: string, args: readonly string[], opts: StartOptions = {}): ChildProcess {
   const [file, argv] = opts.cpu === undefined ? [cmd, args] : ['taskset', ['-c', opts.cpu, cmd, ...args]];
-  const child = spawn(file, argv, { stdio: opts.stdio ?? ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(file, argv, { stdio: opts.stdio ?? ['ignore', 'pipe', 'inherit'], env: opts.env === undefined ? process.env : { ...process.env, ...opts.env } });
   running.add(child);
   child.once('exit', () => running.delete(child));
   return child;

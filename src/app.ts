@@ -4,6 +4,7 @@ import { createServer, type Server, type ServerOptions } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { basename, dirname } from 'node:path';
+import { getHeapStatistics } from 'node:v8';
 import type { Logger } from 'pino';
 import { AccessLog } from './log';
 import type { ProxyConfig } from './config';
@@ -184,6 +185,8 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   log.info({
     proxy: `${cfg.listen.host}:${proxyPort}`, ops: `${cfg.opsListen.host}:${opsPort}`, domain: cfg.domain,
     ...(cfg.tls ? { tls: `${cfg.tls.listen.host}:${tlsPort}` } : {}),
+    // What the entrypoint (or NODE_OPTIONS) made of the container's memory limit.
+    heapLimitMiB: Math.round(getHeapStatistics().heap_size_limit / 1048576),
   }, 'connectors-proxy listening');
 
   return {

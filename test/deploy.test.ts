@@ -47,6 +47,11 @@ interface PodSpec {
   containers: Container[];
   volumes?: Array<{ name: string; emptyDir?: unknown; secret?: { secretName: string } }>;
 }
+interface HpaSpec {
+  scaleTargetRef: { apiVersion: string; kind: string; name: string };
+  minReplicas: number; maxReplicas: number;
+  metrics: Array<{ type: string; resource?: { name: string; target: { type: string } } }>;
+}
 interface Deployment extends Obj {
   spec: { replicas: number; selector: { matchLabels: Record<string, string> }; strategy?: { rollingUpdate?: { maxUnavailable?: number } }; template: { metadata: { labels: Record<string, string> }; spec: PodSpec } };
 }
@@ -192,7 +197,7 @@ describe('deploy/: kustomize install on a real API server', () => {
   });
 
   test('each component does what it says, and nothing it adds names an unknown PROXY_* variable', () => {
-    assert.deepEqual(COMPONENTS, ['node-placement', 'resources', 'servicemonitor', 'tls', 'zone-spread']);
+    assert.deepEqual(COMPONENTS, ['autoscaling', 'node-placement', 'resources', 'servicemonitor', 'socket-buffers', 'tls', 'zone-spread']);
     for (const comp of COMPONENTS) assert.ok(EXAMPLES.includes(comp), `examples/deploy/${comp} applies the ${comp} component`);
     for (const e of EXAMPLES) {
       const c = proxyContainer(deploymentOf(rendered.get(e)!));
@@ -222,6 +227,30 @@ describe('deploy/: kustomize install on a real API server', () => {
     assert.ok(mount && tlsEnv.get('PROXY_TLS_CERT')!.startsWith(`${mount.mountPath}/`) && tlsEnv.get('PROXY_TLS_KEY')!.startsWith(`${mount.mountPath}/`));
     const tlsSvc = find<Obj & { spec: { ports: Array<{ name: string; port: number; targetPort: string }> } }>(tlsObjs, 'Service', 'connectors-proxy-service');
     assert.deepEqual(tlsSvc.spec.ports.map((p) => `${p.name}:${p.port}->${p.targetPort}`).sort(), ['http:80->http', 'https:443->https']);
+
+    // autoscaling: the HPA owns the replica count; the PDB allows one disruption at any count.
+    const asObjs = rendered.get('autoscaling')!;
+    const asDep = deploymentOf(asObjs);
+    const hpa = find<Obj & { spec: HpaSpec }>(asObjs, 'HorizontalPodAutoscaler', 'connectors-proxy');
+    assert.equal(hpa.apiVersion, 'autoscaling/v2');
+    assert.equal(hpa.metadata.namespace, NS);
+    assert.deepEqual(hpa.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: asDep.metadata.name });
+    assert.ok(hpa.spec.minReplicas >= 2 && hpa.spec.maxReplicas > hpa.spec.minReplicas, `replicas ${hpa.spec.minReplicas}..${hpa.spec.maxReplicas}`);
+    assert.deepEqual(hpa.spec.metrics.map((m) => `${m.type}/${m.resource?.name}/${m.resource?.target.type}`), ['Resource/cpu/Utilization']);
+    assert.equal(asDep.spec.replicas, undefined, 'no replicas in the Deployment: each apply would reset what the HPA chose');
+    assert.ok(proxyContainer(asDep).resources?.requests?.cpu, 'CPU utilization is measured against the request');
+    const asPdb = find<Obj & { spec: { minAvailable?: number; maxUnavailable?: number; selector: { matchLabels: Record<string, string> } } }>(asObjs, 'PodDisruptionBudget');
+    assert.deepEqual([asPdb.spec.minAvailable, asPdb.spec.maxUnavailable], [undefined, 1]);
+    assert.ok(subset(asPdb.spec.selector.matchLabels, asDep.spec.template.metadata.labels));
+    assert.ok(hpa.spec.minReplicas - asPdb.spec.maxUnavailable! >= 1, 'at the HPA floor a drain still leaves a proxy serving');
+
+    // socket-buffers: a 1 MiB ceiling on the kernel send buffer, the base's pod security context kept
+    // (the Pod Security test below admits it under `restricted`: a safe sysctl since 1.32).
+    const sbPod = deploymentOf(rendered.get('socket-buffers')!).spec.template.spec;
+    const sysctls = (sbPod.securityContext as { sysctls?: Array<{ name: string; value: string }> }).sysctls;
+    assert.deepEqual(sysctls, [{ name: 'net.ipv4.tcp_wmem', value: '4096 16384 1048576' }]);
+    assert.equal(sbPod.securityContext?.runAsNonRoot, true);
+    assert.deepEqual(sbPod.securityContext?.seccompProfile, { type: 'RuntimeDefault' });
 
     const smObjs = rendered.get('servicemonitor')!;
     const sm = find<Obj & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string; path: string }> } }>(smObjs, 'ServiceMonitor');
@@ -270,6 +299,7 @@ describe('deploy/: kustomize install on a real API server', () => {
       const r = await apply(['--dry-run=server', '-k', join(EXAMPLES_DIR, e)]);
       assert.match(r.stdout, /deployment\.apps\/connectors-proxy (configured|unchanged) \(server dry run\)/, `${e}: ${r.stdout}`);
       assert.doesNotMatch(r.stderr, /PodSecurity|[Ww]arning/, `${e}: ${r.stderr}`);
+      if (e === 'autoscaling') assert.match(r.stdout, /horizontalpodautoscaler\.autoscaling\/connectors-proxy created \(server dry run\)/);
       if (e === 'servicemonitor' || e === 'production') {
         assert.match(r.stdout, /servicemonitor\.monitoring\.coreos\.com\/connectors-proxy created \(server dry run\)/);
         assert.match(r.stdout, /service\/connectors-proxy-metrics created \(server dry run\)/);

@@ -226,6 +226,8 @@ describe('Dockerfile', () => {
     const imageCommand = (args: readonly string[]): { cmd: string; argv: string[]; env: NodeJS.ProcessEnv; cwd: string } => {
       const entry = JSON.parse(one(runtime, 'ENTRYPOINT').args) as string[];
       assert.equal(entry[0], '/nodejs/bin/node', "distroless Node's path");
+      // The heap-sizing launcher (test/entrypoint.test.ts runs it under container limits).
+      assert.equal(entry[1], '/app/dist/src/entrypoint.js');
       assert.equal(process.versions.node.split('.')[0], '20', 'this Node stands in for the image\'s Node 20');
       const env: NodeJS.ProcessEnv = {};
       for (const [k, v] of envOf(runtime)) env[k] = v.startsWith('/') ? inImage(v) : v;
