@@ -26,6 +26,7 @@ import { TlsReloader } from './server/tls';
 import { Resolver } from './server/resolve';
 import { UpstreamPools } from './server/upstream-pools';
 import { PARSED_HEADER_FIELDS } from './server/limits';
+import { capacityDefaults, cgroupMemoryLimit } from './server/capacity';
 import { warnInsecureConnectors } from './sources/insecure-warning';
 import { PolicyCompiler } from './rego/compiler';
 import { PolicyStore } from './rego/policy-store';
@@ -123,6 +124,13 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
   source.leader?.onChange(runProber);
 
   const accessLog = new AccessLog(log);
+  // Caps left unset are derived from the container's memory limit (bench/README.md, "Concurrent streams").
+  const memoryLimit = cfg.maxConcurrentExchanges === undefined || cfg.maxClientConnections === undefined ? cgroupMemoryLimit() : undefined;
+  const derived = capacityDefaults(memoryLimit?.bytes);
+  const capacity = {
+    maxExchanges: cfg.maxConcurrentExchanges ?? derived.maxConcurrentExchanges,
+    maxConnections: cfg.maxClientConnections ?? derived.maxClientConnections,
+  };
   const shed = metrics.counter('connectors_proxy_shed_total', 'Requests answered 503 by admission control, by cap (exchanges in flight, client connections).', ['reason']);
   proxy = new ProxyServer({
     // Kubernetes mode: also the names Pods use for c-<name> (c-<name>.<ns>, .svc, .svc.<cluster domain>).
@@ -132,7 +140,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     proto: cfg.proto,
     address: addressOptions,
     limits: { maxUrlLength: cfg.maxUrlLength },
-    capacity: { maxExchanges: cfg.maxConcurrentExchanges ?? 0, maxConnections: cfg.maxClientConnections ?? 0 },
+    capacity,
     onShed: (reason) => shed.labels(reason).inc(),
     flags,
     caCertPem: () => proxyCa.caCertPem(),
@@ -161,7 +169,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     s.maxHeadersCount = PARSED_HEADER_FIELDS;
   }
   metrics.gaugeFrom('connectors_proxy_client_connections', 'Client connections open now, and the cap (0: none).', 'kind',
-    () => ({ open: proxy!.shedder.connections, cap: cfg.maxClientConnections ?? 0 }));
+    () => ({ open: proxy!.shedder.connections, cap: capacity.maxConnections }));
   for (const s of servers) {
     // The socket a request arrives on: the TLS one on the HTTPS listener.
     s.on(s === tlsServer ? 'secureConnection' : 'connection', proxy.shedder.onConnection);
@@ -187,6 +195,9 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     ...(cfg.tls ? { tls: `${cfg.tls.listen.host}:${tlsPort}` } : {}),
     // What the entrypoint (or NODE_OPTIONS) made of the container's memory limit.
     heapLimitMiB: Math.round(getHeapStatistics().heap_size_limit / 1048576),
+    // The admission caps in force and, when derived, the limit they came from.
+    maxConcurrentExchanges: capacity.maxExchanges, maxClientConnections: capacity.maxConnections,
+    ...(memoryLimit ? { memoryLimitMiB: Math.round(memoryLimit.bytes / 1048576), memoryLimitFile: memoryLimit.file } : {}),
   }, 'connectors-proxy listening');
 
   return {

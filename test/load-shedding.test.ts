@@ -12,6 +12,7 @@ import { connectorManifests, startProxy, type ProxyProcess } from './support/pro
 import { openFds, openSocket, startRecordingUpstream, waitFor, type RecordingUpstream } from './support/raw';
 import { request } from './support/http';
 import { run } from './support/run';
+import { capacityDefaults, cgroupMemoryLimit } from '../src/server/capacity';
 
 const P = '/namespaces/team/connectors/tool';
 const AUTH = 'Bearer good-token-123';
@@ -135,5 +136,38 @@ describe('admission control: caps on exchanges in flight and client connections'
     assert.equal(r.status, 200);
     for (const s of idle) s.destroy();
     assert.ok((await metric(/connectors_proxy_shed_total\{reason="connections"\} (\d+)/)) >= 1);
+  });
+});
+
+describe('admission control: caps left unset come from the memory limit', () => {
+  test('the start-up line and the cap gauge carry the caps derived from this machine\'s cgroup limit', async () => {
+    const expected = capacityDefaults(cgroupMemoryLimit()?.bytes);
+    const proxy = await startProxy({ manifests: { 'tool.yaml': connectorManifests({ address: 'http://127.0.0.1:9/base', name: 'tool', resolver: 'path' }) } });
+    try {
+      const line = proxy.logs().split('\n').find((l) => l.includes('connectors-proxy listening'));
+      assert.ok(line, proxy.logs());
+      const info = JSON.parse(line) as { maxConcurrentExchanges: number; maxClientConnections: number };
+      assert.equal(info.maxConcurrentExchanges, expected.maxConcurrentExchanges);
+      assert.equal(info.maxClientConnections, expected.maxClientConnections);
+      assert.ok(info.maxConcurrentExchanges >= 32 && info.maxClientConnections > info.maxConcurrentExchanges);
+      const text = (await request(`http://127.0.0.1:${proxy.opsPort}/metrics`)).body.toString();
+      assert.match(text, new RegExp(`connectors_proxy_client_connections\\{kind="cap"\\} ${expected.maxClientConnections}\\b`));
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test('0 turns a cap off, as documented', async () => {
+    const proxy = await startProxy({
+      manifests: { 'tool.yaml': connectorManifests({ address: 'http://127.0.0.1:9/base', name: 'tool', resolver: 'path' }) },
+      args: ['--max-concurrent-exchanges', '0', '--max-client-connections', '0'],
+    });
+    try {
+      const info = JSON.parse(proxy.logs().split('\n').find((l) => l.includes('connectors-proxy listening'))!) as { maxConcurrentExchanges: number; maxClientConnections: number };
+      assert.equal(info.maxConcurrentExchanges, 0);
+      assert.equal(info.maxClientConnections, 0);
+    } finally {
+      await proxy.stop();
+    }
   });
 });
