@@ -31,6 +31,13 @@ const LOAD_CPU = PIN ? '0' : undefined;
 const PEER_CPU = PIN ? '1' : undefined;
 /** Extra flags for this proxy, for what-if runs: BENCH_PROXY_ARGS='--log-level warn'. */
 const PROXY_ARGS = (process.env.BENCH_PROXY_ARGS ?? '').split(' ').filter((a) => a !== '');
+/** Node flags for this proxy (both builds), for what-if runs: BENCH_NODE_ARGS='--max-semi-space-size=1'. */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+/**
+ * BENCH_BEFORE=<checkout>: adds the peer `proxy-before`, the same proxy and Connector served by
+ * that checkout's build (its dist/src/main.js), for before/after tables from one run.
+ */
+const BEFORE_MAIN = process.env.BENCH_BEFORE ? resolve(process.env.BENCH_BEFORE, 'dist', 'src', 'main.js') : undefined;
 /** When set, the Node peers run with --cpu-prof and write `<peer>-<phase>.cpuprofile` here. */
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? resolve(process.env.BENCH_PROFILE_DIR) : undefined;
 
@@ -151,8 +158,9 @@ ${upstreamTls.ca.trim().split('\n').map((l) => `    ${l}`).join('\n')}
 `;
 }
 
-async function startThisProxy(phase: Phase, credentials: Credentials = 'static', https = false): Promise<Target> {
-  const dir = join(tmp!, `proxy-${https ? 'https-' : ''}${credentials === 'static' ? '' : `${credentials}-`}${phase}`);
+async function startThisProxy(phase: Phase, credentials: Credentials = 'static', https = false, main = MAIN): Promise<Target> {
+  const before = main !== MAIN;
+  const dir = join(tmp!, `proxy-${before ? 'before-' : ''}${https ? 'https-' : ''}${credentials === 'static' ? '' : `${credentials}-`}${phase}`);
   mkdirSync(join(dir, 'manifests'), { recursive: true });
   writeFileSync(join(dir, 'manifests', 'bench.yaml'), https ? httpsManifests() : credentials === 'static'
     ? connectorManifests({
@@ -168,10 +176,12 @@ async function startThisProxy(phase: Phase, credentials: Credentials = 'static',
   const port = await freePort();
   let opsPort: number;
   do opsPort = await freePort(); while (opsPort === port);
-  const child = start(process.execPath, [...profileFlags(`proxy-${phase}`), MAIN,
+  const child = start(process.execPath, [...NODE_ARGS, ...profileFlags(`proxy-${before ? 'before-' : ''}${phase}`), main,
     '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--manifests', join(dir, 'manifests'),
     '--tokens', tokens, '--domain', 'bench.local', '--log-level', 'info', '--shutdown-grace-ms', '2000',
-    '--policy-cache-dir', join(dir, 'policies'), '--proxy-ca-dir', join(dir, 'proxy-ca'), ...(https ? ['--enable-custom-ca-certs'] : []), ...PROXY_ARGS,
+    // A build from before the proxy CA (issue 16) has no --proxy-ca-dir. One CA for the run: the
+    // first process generates it, the others load it, as a restarted replica does.
+    '--policy-cache-dir', join(dir, 'policies'), ...(before ? [] : ['--proxy-ca-dir', join(tmp!, 'proxy-ca')]), ...(https ? ['--enable-custom-ca-certs'] : []), ...PROXY_ARGS,
   ], { cpu: PEER_CPU, stdio: ['ignore', log, log] });
   closeSync(log);
   await waitUntil('connectors-proxy /readyz', async () => {
@@ -200,6 +210,7 @@ async function startNginxPeer(phase: Phase): Promise<Target> {
 const ALL_PEERS: readonly Peer[] = [
   { name: 'direct', start: async () => ({ base: `http://127.0.0.1:${upstream.port}`, authorization: INJECTED, pid: undefined, stop: async () => {} }) },
   { name: 'proxy', start: (phase) => startThisProxy(phase) },
+  ...(BEFORE_MAIN === undefined ? [] : [{ name: 'proxy-before', start: (phase: Phase) => startThisProxy(phase, 'static', false, BEFORE_MAIN) }]),
   { name: 'proxy-rego', start: (phase) => startThisProxy(phase, 'rego'), rpsOnly: true },
   { name: 'rego-per-req', start: (phase) => startThisProxy(phase, 'rego-per-request'), rpsOnly: true },
   // The same proxy and Connector, but the tool is served over HTTPS (private CA via caCertSecretRef).

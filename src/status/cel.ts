@@ -6,7 +6,14 @@
 // names) and `response.body` (the body parsed as JSON, else an empty map); the SonarQube
 // class of the docs writes `statusCode` and `bodyJSON`, so the same values are also bound at
 // the top level: `statusCode`, `bodyString`, `headers`, `body`, `bodyJSON`.
-import { isCelError, parse, plan, celEnv, type CelInput } from '@bufbuild/cel';
+import type * as CelLib from '@bufbuild/cel';
+import type { CelInput } from '@bufbuild/cel';
+
+let lib: typeof CelLib | undefined;
+/** The library, loaded on first use: ~7 MiB of RSS that a proxy whose classes have no `cel` probe should not pay. */
+function cel(): typeof CelLib {
+  return (lib ??= require('@bufbuild/cel') as typeof CelLib);
+}
 
 export interface ProbeResponse {
   readonly statusCode: number;
@@ -18,7 +25,7 @@ export type CelOutcome = { readonly ok: boolean } | { readonly error: string };
 
 type Evaluate = (vars: Record<string, CelInput>) => unknown;
 
-const ENV = celEnv();
+let env: ReturnType<typeof CelLib.celEnv> | undefined;
 const MAX_CACHED = 512;
 const compiled = new Map<string, Evaluate | { parseError: string }>();
 
@@ -26,7 +33,8 @@ function compile(expr: string): Evaluate | { parseError: string } {
   let c = compiled.get(expr);
   if (c === undefined) {
     try {
-      c = plan(ENV, parse(expr)) as Evaluate;
+      const { plan, parse, celEnv } = cel();
+      c = plan((env ??= celEnv()), parse(expr)) as Evaluate;
     } catch (e) {
       c = { parseError: (e as Error).message.split('\n')[0]! };
     }
@@ -83,7 +91,7 @@ export function evaluateResponseCel(expr: string, r: ProbeResponse): CelOutcome 
   } catch (e) {
     return { error: (e as Error).message };
   }
-  if (isCelError(v)) return { error: v.message };
+  if (cel().isCelError(v)) return { error: v.message };
   if (typeof v !== 'boolean') return { error: `evaluated to ${typeof v === 'bigint' ? 'an int' : typeof v}, not a bool` };
   return { ok: v };
 }

@@ -42,9 +42,14 @@ export interface SigningCa {
   readonly notAfter: Date;
   /** @internal The signing key: non-extractable, used only by mintLeaf. */
   readonly signingKey: CryptoKey;
-  /** @internal The issuer side of the leaves: subject name, key identifier, algorithm. */
-  readonly issuer: { readonly name: X509Lib.Name; readonly keyId: X509Lib.AuthorityKeyIdentifierExtension; readonly algorithm: EcdsaParams | Algorithm };
+  /**
+   * @internal The issuer side of the leaves: subject name, key identifier, algorithm. Made on
+   * the first mint (memoized), so that loading a CA does not load the X.509 library.
+   */
+  readonly issuer: () => Promise<Issuer>;
 }
+
+interface Issuer { readonly name: X509Lib.Name; readonly keyId: X509Lib.AuthorityKeyIdentifierExtension; readonly algorithm: EcdsaParams | Algorithm }
 
 interface Algorithm { readonly name: string; readonly hash?: string }
 interface EcdsaParams { readonly name: 'ECDSA'; readonly hash: string }
@@ -102,21 +107,25 @@ export async function loadSigningCa(certPem: string, keyPem: string, where: { ce
   const { algorithm, importParams } = signingAlgorithm(key, where.key);
   const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
   const signingKey = await webcrypto.subtle.importKey('pkcs8', pkcs8, importParams, false, ['sign']);
-  const x = x509();
-  const parsed = new x.X509Certificate(certPem);
-  // Leaves name the CA's key the way the CA names it itself (RFC 5280 4.2.1.1).
-  const ski = parsed.getExtension(x.SubjectKeyIdentifierExtension);
-  const keyId = ski ? new x.AuthorityKeyIdentifierExtension(ski.keyId) : await x.AuthorityKeyIdentifierExtension.create(parsed.publicKey);
+  let issuer: Promise<Issuer> | undefined;
+  const makeIssuer = async (): Promise<Issuer> => {
+    const x = x509();
+    const parsed = new x.X509Certificate(certPem);
+    // Leaves name the CA's key the way the CA names it itself (RFC 5280 4.2.1.1).
+    const ski = parsed.getExtension(x.SubjectKeyIdentifierExtension);
+    const keyId = ski ? new x.AuthorityKeyIdentifierExtension(ski.keyId) : await x.AuthorityKeyIdentifierExtension.create(parsed.publicKey);
+    // The subject as encoded, not re-encoded from text: Go clients (kubectl, crane, skopeo)
+    // match a leaf's issuer to its CA byte for byte, and a CA made by openssl writes
+    // UTF8String where the text form would come back as PrintableString.
+    return { name: parsed.subjectName, keyId, algorithm };
+  };
   return {
     certPem: certPem.trim() + '\n',
     cert,
     id: cert.fingerprint256,
     notAfter,
     signingKey,
-    // The subject as encoded, not re-encoded from text: Go clients (kubectl, crane, skopeo)
-    // match a leaf's issuer to its CA byte for byte, and a CA made by openssl writes
-    // UTF8String where the text form would come back as PrintableString.
-    issuer: { name: parsed.subjectName, keyId, algorithm },
+    issuer: () => (issuer ??= makeIssuer()),
   };
 }
 
@@ -148,14 +157,15 @@ export async function mintLeaf(ca: SigningCa, host: string, validityMs: number, 
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const ip = isIP(host) !== 0;
   const notAfter = new Date(Math.min(now + validityMs, ca.notAfter.getTime()));
+  const issuer = await ca.issuer();
   const x = x509();
   const cert = await x.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: [{ CN: [host] }],
-    issuer: ca.issuer.name,
+    issuer: issuer.name,
     notBefore: new Date(now - BACKDATE_MS),
     notAfter,
-    signingAlgorithm: ca.issuer.algorithm,
+    signingAlgorithm: issuer.algorithm,
     publicKey: publicKey.export({ type: 'spki', format: 'der' }),
     signingKey: ca.signingKey,
     extensions: [
@@ -163,7 +173,7 @@ export async function mintLeaf(ca: SigningCa, host: string, validityMs: number, 
       new x.BasicConstraintsExtension(false, undefined, true),
       new x.KeyUsagesExtension(x.KeyUsageFlags.digitalSignature, true),
       new x.ExtendedKeyUsageExtension([x.ExtendedKeyUsage.serverAuth]),
-      ca.issuer.keyId,
+      issuer.keyId,
     ],
   });
   return { certPem: cert.toString('pem') + '\n', keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), notAfter };
