@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, truncateSync, writeFileSync, chmodSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
-import { MAIN, REPO_ROOT, connectorManifests } from '../test/support/proxy';
+import { MAIN, REPO_ROOT, caSecretManifest, connectorManifests } from '../test/support/proxy';
 import { TestCa } from '../test/support/test-ca';
 import { startNginx, proxyHttp, upstreamHttp, type Nginx } from './nginx';
 import { PolicyCompiler } from '../src/rego/compiler';
@@ -147,15 +147,7 @@ function httpsManifests(): string {
   return connectorManifests({
     address: `https://127.0.0.1:${upstreamTls.port}`, namespace: 'bench', name: 'tool', resolver: 'path',
     secretData: { username: TOOL_USER, password: TOOL_PASSWORD },
-  }).replace(/(\n  address: .*\n)/, '$1  caCertSecretRef: {name: upstream-ca}\n') + `---
-apiVersion: v1
-kind: Secret
-metadata: {name: upstream-ca, namespace: bench}
-type: Opaque
-stringData:
-  ca.crt: |
-${upstreamTls.ca.trim().split('\n').map((l) => `    ${l}`).join('\n')}
-`;
+  }).replace(/(\n  address: .*\n)/, '$1  caCertSecretRef: {name: upstream-ca}\n') + caSecretManifest('bench', 'upstream-ca', upstreamTls.ca);
 }
 
 async function startThisProxy(phase: Phase, credentials: Credentials = 'static', https = false, main = MAIN): Promise<Target> {

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { MAIN, REPO_ROOT, connectorManifests } from '../test/support/proxy';
+import { MAIN, REPO_ROOT, caSecretManifest, connectorManifests } from '../test/support/proxy';
 import { fakeLimitUnavailable, underFakeLimit } from '../test/support/cgroup';
 import { TestCa } from '../test/support/test-ca';
 import { startNginx, type Nginx } from './nginx';
@@ -113,15 +113,7 @@ function toolPath(c: Case): string {
 }
 
 function manifests(tools: Tools): string {
-  const caSecret = `---
-apiVersion: v1
-kind: Secret
-metadata: {name: upstream-ca, namespace: bench}
-type: Opaque
-stringData:
-  ca.crt: |
-${tools.ca.trim().split('\n').map((l) => `    ${l}`).join('\n')}
-`;
+  const caSecret = caSecretManifest('bench', 'upstream-ca', tools.ca);
   const one = (name: string, address: string): string => {
     const m = connectorManifests({ address, namespace: 'bench', name, resolver: 'path', secretData: { username: TOOL_USER, password: TOOL_PASSWORD } });
     return address.startsWith('https:') ? m.replace(/(\n  address: .*\n)/, '$1  caCertSecretRef: {name: upstream-ca}\n') : m;

@@ -161,3 +161,16 @@ ${secret}`;
 export function basic(user: string, password: string): string {
   return 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
 }
+
+/** A Secret holding a CA bundle under `ca.crt` (what a Connector's caCertSecretRef names), as a manifest document. */
+export function caSecretManifest(namespace: string, name: string, caPem: string): string {
+  return `---
+apiVersion: v1
+kind: Secret
+metadata: {name: ${name}, namespace: ${namespace}}
+type: Opaque
+stringData:
+  ca.crt: |
+${caPem.trim().split('\n').map((l) => `    ${l}`).join('\n')}
+`;
+}
