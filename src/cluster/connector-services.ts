@@ -21,6 +21,7 @@ import { API_VERSION, objectKey, splitObjectKey, type Condition, type Connector,
 import { KubeApiError, type KubeWatchApi } from '../kube/client';
 import type { ObjectStore } from '../sources/store';
 import { Reflector } from '../sources/reflector';
+import { KeyedWorkQueue } from '../util/work-queue';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGER = 'connectors-proxy';
@@ -138,8 +139,7 @@ export class ConnectorServices {
   private readonly services = new Map<ObjectKey, KubeService>();
   private readonly reflector: Reflector<KubeService>;
   private listed = false;
-  private readonly queue = new Set<ObjectKey>();
-  private running = 0;
+  private readonly queue: KeyedWorkQueue<ObjectKey>;
   private stopped = false;
   private sweepTimer: NodeJS.Timeout | undefined;
   /** The last write error per Connector (for ProxyServiceReady) and its retry count. */
@@ -152,6 +152,7 @@ export class ConnectorServices {
     private readonly log: Logger,
     private readonly opts: ConnectorServicesOptions,
   ) {
+    this.queue = new KeyedWorkQueue((key) => this.reconcile(key), opts.concurrency ?? 4);
     this.reflector = new Reflector<KubeService>(api, {
       replace: (items) => {
         this.services.clear();
@@ -175,7 +176,7 @@ export class ConnectorServices {
     this.reflector.stop();
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     for (const t of this.retries.values()) clearTimeout(t);
-    this.queue.clear();
+    this.queue.stop();
   }
 
   /** The leader changed: a new leader compares everything and writes what differs. */
@@ -287,20 +288,6 @@ export class ConnectorServices {
   private enqueue(key: ObjectKey): void {
     if (this.stopped || !this.listed || !this.index.ready) return;
     this.queue.add(key);
-    while (this.running < (this.opts.concurrency ?? 4) && this.queue.size > 0) void this.work();
-  }
-
-  private async work(): Promise<void> {
-    this.running++;
-    try {
-      for (const key of this.queue) {
-        if (this.stopped) return;
-        this.queue.delete(key);
-        await this.reconcile(key);
-      }
-    } finally {
-      this.running--;
-    }
   }
 
   private async reconcile(key: ObjectKey): Promise<void> {

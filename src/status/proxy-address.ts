@@ -12,6 +12,7 @@ import { API_VERSION, objectKey, splitObjectKey, type Connector, type ConnectorC
 import { KubeApiError, type KubeApi } from '../kube/client';
 import { resolverOf } from '../routes/route-table';
 import type { ObjectStore } from '../sources/store';
+import { KeyedWorkQueue } from '../util/work-queue';
 
 export interface ProxyAddressOptions {
   /** Host resolver domain. */
@@ -78,10 +79,7 @@ export function classProxyAddress(cls: ConnectorClass, o: { namespace: string; c
 export class ProxyAddressWriter {
   /** Patches sent (tests, metrics). */
   patches = 0;
-  private readonly queue = new Set<ObjectKey>();
-  private running = 0;
-  private stopped = false;
-  private readonly concurrency: number;
+  private readonly queue: KeyedWorkQueue<ObjectKey>;
 
   constructor(
     private readonly api: KubeApi,
@@ -89,37 +87,21 @@ export class ProxyAddressWriter {
     private readonly log: Logger,
     private readonly opts: StatusWriterOptions,
   ) {
-    this.concurrency = opts.concurrency ?? 4;
+    this.queue = new KeyedWorkQueue((key) => this.reconcile(key), opts.concurrency ?? 4);
   }
 
   /** Looks at `c` again (later, in the queue): patches its status if the address differs. */
   enqueue(c: Connector): void {
-    if (this.stopped) return;
     this.queue.add(objectKey(c.metadata.namespace, c.metadata.name));
-    while (this.running < this.concurrency && this.queue.size > 0) void this.work();
   }
 
   stop(): void {
-    this.stopped = true;
-    this.queue.clear();
+    this.queue.stop();
   }
 
   /** Looks at every Connector again (a new leader: what the last one wrote may be stale). */
   resync(): void {
     for (const c of this.index.allConnectors()) this.enqueue(c);
-  }
-
-  private async work(): Promise<void> {
-    this.running++;
-    try {
-      for (const key of this.queue) {
-        if (this.stopped) return;
-        this.queue.delete(key);
-        await this.reconcile(key);
-      }
-    } finally {
-      this.running--;
-    }
   }
 
   private async reconcile(key: ObjectKey): Promise<void> {
