@@ -28,6 +28,12 @@ const WORKERS = num('SOAK_WORKERS', 12);
 /** Requests per second, all workers together: a steady load, not a throughput test. */
 const RATE = num('SOAK_RATE', 400);
 const MAX_SLOPE = num('SOAK_MAX_SLOPE_MIB_PER_MIN', 1);
+/**
+ * SOAK_CAP=n runs the proxy with --max-concurrent-exchanges n (below SOAK_WORKERS, the cap is
+ * hit all the time): a 503 with Retry-After is then an expected answer ("shed"), and the run
+ * passes only if the cap was hit and memory and descriptors stay flat all the same.
+ */
+const CAP = process.env.SOAK_CAP ? num('SOAK_CAP', 1) : undefined;
 /** The first part of the run, excluded from the trend: JIT, pools and caches fill. */
 const WARMUP_FRACTION = 0.2;
 const TOKEN = 'soak-client-token';
@@ -69,6 +75,7 @@ async function main(): Promise<void> {
   const proxy = spawn(process.execPath, [
     MAIN, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--manifests', manifests,
     '--tokens', join(dir, 'tokens.yaml'), '--domain', 'soak.test', '--no-probes', '--log-level', 'info',
+    ...(CAP === undefined ? [] : ['--max-concurrent-exchanges', String(CAP)]),
   ], { stdio: ['ignore', log, log] });
   const stopProxy = (): void => { if (proxy.exitCode === null) proxy.kill('SIGTERM'); };
   process.once('exit', stopProxy);
@@ -78,9 +85,13 @@ async function main(): Promise<void> {
   const keepAlive = new Agent({ keepAlive: true, maxSockets: WORKERS });
   const auth = { authorization: `Bearer ${TOKEN}` };
   const proxyAuth = { 'proxy-authorization': 'Basic ' + Buffer.from(`team/tool:${TOKEN}`).toString('base64') };
-  type Kind = { name: string; run: () => Promise<boolean> };
-  const get = (path: string, headers: Record<string, string>, status: number, size: number, agent: Agent | false): Promise<boolean> =>
-    call({ port, path, headers, agent }).then((r) => r.status === status && (size < 0 || r.bytes === size));
+  type Outcome = 'ok' | 'shed' | 'bad';
+  type Kind = { name: string; run: () => Promise<Outcome> };
+  /** Under SOAK_CAP a 503 that names the cap and asks to retry is expected. */
+  const shedOr = (r: { status: number; text: string; retryAfter: string | undefined }, ok: boolean): Outcome =>
+    ok ? 'ok' : CAP !== undefined && r.status === 503 && r.retryAfter === '2' && r.text.includes('--max-concurrent-exchanges') ? 'shed' : 'bad';
+  const get = (path: string, headers: Record<string, string>, status: number, size: number, agent: Agent | false): Promise<Outcome> =>
+    call({ port, path, headers, agent }).then((r) => shedOr(r, r.status === status && (size < 0 || r.bytes === size)));
   const kinds: Kind[] = [
     { name: 'path small keep-alive', run: () => get('/namespaces/team/connectors/tool/small', auth, 200, SMALL.length, keepAlive) },
     { name: 'host small keep-alive', run: () => get('/small', { ...auth, host: 'c-api.team.soak.test' }, 200, SMALL.length, keepAlive) },
@@ -89,14 +100,14 @@ async function main(): Promise<void> {
     { name: 'forward small', run: () => get(`${origin}/base/small`, proxyAuth, 200, SMALL.length, keepAlive) },
     {
       name: 'path upload 256 KiB', run: () => call({ port, path: '/namespaces/team/connectors/tool/upload', method: 'PUT', headers: auth, agent: keepAlive, body: UPLOAD })
-        .then((r) => r.status === 200 && r.text === UPLOAD_SHA),
+        .then((r) => shedOr(r, r.status === 200 && r.text === UPLOAD_SHA)),
     },
     { name: '401 no token', run: () => get('/namespaces/team/connectors/tool/small', {}, 401, -1, keepAlive) },
     { name: '404 unknown connector', run: () => get('/namespaces/team/connectors/nope/small', auth, 404, -1, keepAlive) },
   ];
   // Weights: mostly small keep-alive traffic, as real tools make.
   const mix = [0, 0, 0, 1, 1, 1, 2, 3, 4, 4, 5, 6, 7];
-  const counts = new Map<string, { ok: number; bad: number }>(kinds.map((k) => [k.name, { ok: 0, bad: 0 }]));
+  const counts = new Map<string, Record<Outcome, number>>(kinds.map((k) => [k.name, { ok: 0, shed: 0, bad: 0 }]));
   let requests = 0;
   const end = Date.now() + SECONDS * 1000;
   let rng = 12345;
@@ -109,9 +120,8 @@ async function main(): Promise<void> {
       slot = Math.max(slot + 1000 / RATE, now - 1000);
       if (slot > now) await new Promise((r) => setTimeout(r, slot - now));
       const k = pick();
-      const ok = await k.run().catch(() => false);
-      const c = counts.get(k.name)!;
-      if (ok) c.ok++; else c.bad++;
+      const outcome = await k.run().catch((): Outcome => 'bad');
+      counts.get(k.name)![outcome]++;
       requests++;
     }
   };
@@ -147,8 +157,9 @@ async function main(): Promise<void> {
   const fdsEnd = samples[samples.length - 1]!.fds;
   const fdsWarmMax = Math.max(...warm.map((s) => s.fds));
   const bad = [...counts.values()].reduce((a, c) => a + c.bad, 0);
-  console.log('\nby kind (ok / unexpected):');
-  for (const [name, c] of counts) console.log(`  ${name.padEnd(28)} ${String(c.ok).padStart(8)} / ${c.bad}`);
+  const shed = [...counts.values()].reduce((a, c) => a + c.shed, 0);
+  console.log(`\nby kind (ok / ${CAP === undefined ? '' : '503 shed / '}unexpected):`);
+  for (const [name, c] of counts) console.log(`  ${name.padEnd(28)} ${String(c.ok).padStart(8)} / ${CAP === undefined ? '' : `${c.shed} / `}${c.bad}`);
   const secondsRun = samples[samples.length - 1]!.t;
   console.log(`\nrequests: ${requests} in ${secondsRun.toFixed(0)} s (${(requests / secondsRun).toFixed(0)} req/s), unexpected answers: ${bad}`);
   console.log(`RSS: start ${mib(samples[0]!.rss)}, after warm-up ${mib(after[0]!.rss)}, end ${mib(samples[samples.length - 1]!.rss)}, max ${mib(Math.max(...samples.map((s) => s.rss)))}`);
@@ -156,6 +167,10 @@ async function main(): Promise<void> {
   console.log(`descriptors: warm-up max ${fdsWarmMax}, end ${fdsEnd}`);
   const failures: string[] = [];
   if (bad > 0) failures.push(`${bad} unexpected answers`);
+  if (CAP !== undefined) {
+    console.log(`shed by the cap of ${CAP} exchanges: ${shed} (${((100 * shed) / requests).toFixed(1)}%)`);
+    if (shed === 0) failures.push('SOAK_CAP was never hit');
+  }
   if (rssSlope > MAX_SLOPE) failures.push(`RSS grows ${rssSlope.toFixed(3)} MiB/min`);
   if (heapSlope > MAX_SLOPE) failures.push(`heap grows ${heapSlope.toFixed(3)} MiB/min`);
   if (fdsEnd > fdsWarmMax + 20) failures.push(`descriptors ${fdsWarmMax} → ${fdsEnd}`);
@@ -167,13 +182,13 @@ async function main(): Promise<void> {
   process.exitCode = failures.length === 0 ? 0 : 1;
 }
 
-function call(o: { port: number; path: string; method?: string; headers: Record<string, string>; agent: Agent | false; body?: Buffer }): Promise<{ status: number; bytes: number; text: string }> {
+function call(o: { port: number; path: string; method?: string; headers: Record<string, string>; agent: Agent | false; body?: Buffer }): Promise<{ status: number; bytes: number; text: string; retryAfter: string | undefined }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port: o.port, path: o.path, method: o.method ?? 'GET', headers: o.headers, agent: o.agent }, (res: IncomingMessage) => {
       let bytes = 0;
       let text = '';
       res.on('data', (c: Buffer) => { bytes += c.length; if (text.length < 4096) text += c.toString('latin1'); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, text }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, text, retryAfter: res.headers['retry-after'] }));
       res.on('error', reject);
     });
     req.setTimeout(30_000, () => req.destroy(new Error('timeout')));

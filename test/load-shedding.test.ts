@@ -13,6 +13,10 @@ import { openFds, openSocket, startRecordingUpstream, waitFor, type RecordingUps
 import { request } from './support/http';
 import { run } from './support/run';
 import { capacityDefaults, cgroupMemoryLimit } from '../src/server/capacity';
+import { fakeLimitUnavailable, underFakeLimit } from './support/cgroup';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const P = '/namespaces/team/connectors/tool';
 const AUTH = 'Bearer good-token-123';
@@ -40,6 +44,7 @@ describe('admission control: caps on exchanges in flight and client connections'
     });
     up.server.on('upgrade', (_req, socket) => {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+      socket.on('error', () => undefined); // the proxy may reset it when the client goes
       socket.pipe(socket);
     });
     proxy = await startProxy({
@@ -169,5 +174,76 @@ describe('admission control: caps left unset come from the memory limit', () => 
     } finally {
       await proxy.stop();
     }
+  });
+});
+
+describe('admission control: a burst beyond the cap inside a 256 MiB container', { skip: fakeLimitUnavailable() ?? false }, () => {
+  const STREAMS = 100;
+  const BURST_CAP = 40;
+  const BIG = randomBytes(8 * 1024 * 1024);
+  const BIG_SHA = createHash('sha256').update(BIG).digest('hex');
+  let up: RecordingUpstream;
+  let proxy: ProxyProcess;
+  let dir: string;
+
+  before(async () => {
+    up = await startRecordingUpstream((_req, res) => { res.writeHead(200, { 'content-length': String(BIG.length) }).end(BIG); });
+    dir = mkdtempSync(join(tmpdir(), 'cproxy-burst-'));
+    const limitFile = join(dir, 'memory-limit');
+    writeFileSync(limitFile, String(256 * 1024 * 1024));
+    proxy = await startProxy({
+      manifests: { 'tool.yaml': connectorManifests({ address: `${up.origin}/base`, name: 'tool', resolver: 'path' }) },
+      args: ['--max-concurrent-exchanges', String(BURST_CAP)],
+      // The proxy sees a 256 MiB limit as in a Pod (its own cgroup file, bind-mounted over).
+      wrap: (cmd, args) => ({ cmd: 'unshare', args: underFakeLimit(limitFile, [cmd, ...args]) }),
+    });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await up?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test(`${STREAMS} downloads of 8 MiB at once, cap ${BURST_CAP}: the excess gets 503 at once, the admitted complete byte for byte, RSS stays under the limit, descriptors and in-flight go back`, async () => {
+    const info = JSON.parse(proxy.logs().split('\n').find((l) => l.includes('connectors-proxy listening'))!) as { memoryLimitMiB: number; maxClientConnections: number };
+    assert.equal(info.memoryLimitMiB, 256, 'the proxy read the limit the test set');
+    assert.equal(info.maxClientConnections, capacityDefaults(256 * 1024 * 1024).maxClientConnections, 'the connection cap derived from it');
+    const pid = proxy.child.pid!;
+    const fds = openFds(pid).total;
+    const metric = async (re: RegExp): Promise<number> => Number(re.exec((await request(`http://127.0.0.1:${proxy.opsPort}/metrics`)).text)?.[1] ?? NaN);
+    const upstreamBefore = up.requests.length;
+    // Every client waits before reading: the admitted streams stay open (back-pressure up to
+    // the tool) while the others are answered.
+    let go: () => void = () => undefined;
+    const reading = new Promise<void>((r) => { go = r; });
+    const started = Date.now();
+    const results = Array.from({ length: STREAMS }, () => new Promise<{ status: number; sha: string; answeredMs: number }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: proxy.port, path: `${P}/big`, headers: { authorization: AUTH }, agent: false }, (res) => {
+        const answeredMs = Date.now() - started;
+        res.pause();
+        const h = createHash('sha256');
+        res.on('data', (c: Buffer) => h.update(c));
+        res.on('end', () => resolve({ status: res.statusCode!, sha: h.digest('hex'), answeredMs }));
+        res.on('error', reject);
+        if (res.statusCode === 503) res.resume();
+        else void reading.then(() => res.resume());
+      });
+      req.on('error', reject);
+      req.end();
+    }));
+    await waitFor(async () => (await metric(/connectors_proxy_shed_total\{reason="exchanges"\} (\d+)/)) === STREAMS - BURST_CAP, 'the excess shed', 20_000);
+    assert.equal(await metric(/connectors_proxy_requests_in_flight (\d+)/), BURST_CAP);
+    go();
+    const done = await Promise.all(results);
+    const admitted = done.filter((d) => d.status === 200);
+    const shed = done.filter((d) => d.status === 503);
+    assert.equal(admitted.length, BURST_CAP);
+    assert.equal(shed.length, STREAMS - BURST_CAP);
+    for (const d of admitted) assert.equal(d.sha, BIG_SHA);
+    assert.equal(up.requests.length - upstreamBefore, BURST_CAP, 'only the admitted reached the tool');
+    const peakMiB = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+    assert.ok(peakMiB < 256, `peak RSS ${peakMiB.toFixed(0)} MiB within the 256 MiB limit`);
+    await waitFor(async () => (await metric(/connectors_proxy_requests_in_flight (\d+)/)) === 0, 'in flight back to 0');
+    await waitFor(() => openFds(pid).total <= fds + 2, () => `descriptors back near ${fds} (now ${openFds(pid).total})`);
   });
 });
