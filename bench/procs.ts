@@ -1,7 +1,8 @@
 // Child processes for the bench: started pinned to a CPU when asked, tracked so that all
 // are stopped on every way out, and measured through /proc.
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 
 const running = new Set<ChildProcess>();
@@ -136,4 +137,24 @@ export function childPids(pid: number): number[] {
     } catch { /* the process ended while we looked */ }
   }
   return out;
+}
+
+/**
+ * A bench proxy's folder: `manifests/bench.yaml`, a token file that lets `clientToken` use the
+ * Connectors of namespace `bench`, a log file, and two free ports picked here (not port 0: with
+ * `--log-level warn` no log line tells them). Returns the arguments every bench proxy gets.
+ */
+export async function benchProxyFiles(dir: string, manifests: string, clientToken: string): Promise<{ port: number; opsPort: number; logFile: string; args: string[] }> {
+  mkdirSync(join(dir, 'manifests'), { recursive: true });
+  writeFileSync(join(dir, 'manifests', 'bench.yaml'), manifests);
+  const tokens = join(dir, 'tokens.yaml');
+  writeFileSync(tokens, `tokens:\n  - token: ${clientToken}\n    user: system:serviceaccount:bench:client\n    connectors: ["bench/*"]\n`);
+  const port = await freePort();
+  let opsPort: number;
+  do opsPort = await freePort(); while (opsPort === port);
+  return {
+    port, opsPort, logFile: join(dir, 'proxy.log'),
+    args: ['--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--manifests', join(dir, 'manifests'),
+      '--tokens', tokens, '--domain', 'bench.local', '--log-level', 'info', '--shutdown-grace-ms', '2000'],
+  };
 }

@@ -9,7 +9,7 @@ import { MAIN, REPO_ROOT, caSecretManifest, connectorManifests } from '../test/s
 import { TestCa } from '../test/support/test-ca';
 import { startNginx, proxyHttp, upstreamHttp, type Nginx } from './nginx';
 import { PolicyCompiler } from '../src/rego/compiler';
-import { cpuMs, firstLine, freePort, memory, run, start, stop, stopAll, terminateAll, waitUntil } from './procs';
+import { benchProxyFiles, cpuMs, firstLine, freePort, memory, run, start, stop, stopAll, terminateAll, waitUntil } from './procs';
 import type { LoadOptions, LoadResult } from './connect-load';
 
 const env = (name: string, fallback: number): number => {
@@ -153,24 +153,14 @@ function httpsManifests(): string {
 async function startThisProxy(phase: Phase, credentials: Credentials = 'static', https = false, main = MAIN): Promise<Target> {
   const before = main !== MAIN;
   const dir = join(tmp!, `proxy-${before ? 'before-' : ''}${https ? 'https-' : ''}${credentials === 'static' ? '' : `${credentials}-`}${phase}`);
-  mkdirSync(join(dir, 'manifests'), { recursive: true });
-  writeFileSync(join(dir, 'manifests', 'bench.yaml'), https ? httpsManifests() : credentials === 'static'
+  const { port, opsPort, logFile, args } = await benchProxyFiles(dir, https ? httpsManifests() : credentials === 'static'
     ? connectorManifests({
       address: `http://127.0.0.1:${upstream.port}`, namespace: 'bench', name: 'tool', resolver: 'path',
       secretData: { username: TOOL_USER, password: TOOL_PASSWORD },
     })
-    : regoManifests(credentials === 'rego' ? REGO_BASIC : REGO_BASIC_PER_REQUEST));
-  const tokens = join(dir, 'tokens.yaml');
-  writeFileSync(tokens, `tokens:\n  - token: ${CLIENT_TOKEN}\n    user: system:serviceaccount:bench:client\n    connectors: ["bench/*"]\n`);
-  const logFile = join(dir, 'proxy.log');
+    : regoManifests(credentials === 'rego' ? REGO_BASIC : REGO_BASIC_PER_REQUEST), CLIENT_TOKEN);
   const log = openSync(logFile, 'w');
-  // Ports picked here, not port 0: with BENCH_PROXY_ARGS='--log-level warn' no log line tells them.
-  const port = await freePort();
-  let opsPort: number;
-  do opsPort = await freePort(); while (opsPort === port);
-  const child = start(process.execPath, [...NODE_ARGS, ...profileFlags(`proxy-${before ? 'before-' : ''}${phase}`), main,
-    '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--manifests', join(dir, 'manifests'),
-    '--tokens', tokens, '--domain', 'bench.local', '--log-level', 'info', '--shutdown-grace-ms', '2000',
+  const child = start(process.execPath, [...NODE_ARGS, ...profileFlags(`proxy-${before ? 'before-' : ''}${phase}`), main, ...args,
     // A build from before the proxy CA (issue 16) has no --proxy-ca-dir. One CA for the run: the
     // first process generates it, the others load it, as a restarted replica does.
     '--policy-cache-dir', join(dir, 'policies'), ...(before ? [] : ['--proxy-ca-dir', join(tmp!, 'proxy-ca')]), ...(https ? ['--enable-custom-ca-certs'] : []), ...PROXY_ARGS,

@@ -14,7 +14,7 @@ import { MAIN, REPO_ROOT, caSecretManifest, connectorManifests } from '../test/s
 import { fakeLimitUnavailable, underFakeLimit } from '../test/support/cgroup';
 import { TestCa } from '../test/support/test-ca';
 import { startNginx, type Nginx } from './nginx';
-import { childPids, firstLine, freePort, memory, start, stop, stopAll, terminateAll, waitUntil } from './procs';
+import { benchProxyFiles, childPids, firstLine, freePort, memory, start, stop, stopAll, terminateAll, waitUntil } from './procs';
 import type { Job, StreamResult } from './stream-client';
 
 const num = (name: string, fallback: number): number => {
@@ -139,18 +139,9 @@ function imageEnv(): Record<string, string> {
 
 async function startThisProxy(c: Case, tools: Tools): Promise<Target> {
   const dir = join(tmp!, `proxy-${caseName(c).replace(/\//g, '-')}`);
-  mkdirSync(join(dir, 'manifests'), { recursive: true });
-  writeFileSync(join(dir, 'manifests', 'bench.yaml'), manifests(tools));
-  const tokens = join(dir, 'tokens.yaml');
-  writeFileSync(tokens, `tokens:\n  - token: ${CLIENT_TOKEN}\n    user: system:serviceaccount:bench:client\n    connectors: ["bench/*"]\n`);
-  const logFile = join(dir, 'proxy.log');
+  const { port, opsPort, logFile, args } = await benchProxyFiles(dir, manifests(tools), CLIENT_TOKEN);
   const log = openSync(logFile, 'w');
-  const port = await freePort();
-  let opsPort: number;
-  do opsPort = await freePort(); while (opsPort === port);
-  const proxyArgs = ['--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--manifests', join(dir, 'manifests'),
-    '--tokens', tokens, '--domain', 'bench.local', '--log-level', 'info', '--shutdown-grace-ms', '2000', '--no-probes',
-    '--enable-custom-ca-certs', ...PROXY_ARGS];
+  const proxyArgs = [...args, '--no-probes', '--enable-custom-ca-certs', ...PROXY_ARGS];
   let child;
   if (LIMIT_MIB > 0) {
     const fake = join(dir, 'memory-limit');
