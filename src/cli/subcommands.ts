@@ -6,7 +6,7 @@
 import { Command, Option } from 'commander';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
-import { request } from 'undici';
+import { request } from '../http/undici';
 
 /** Where a Pod's own namespace is, for Connectors named without one (as the CSI driver uses the Pod's). */
 const POD_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';

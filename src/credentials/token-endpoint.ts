@@ -1,7 +1,8 @@
 // Small pieces every injector that fetches credentials from a token endpoint needs (OAuth2
 // client credentials, an OCI registry's token service): bounded reads, lenient JSON, and
 // error text that is safe for a 502 body and a log line.
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from '../http/undici';
 import { certificateProblem } from '../tls/ca-trust';
 import { CredentialError } from './source';
 

@@ -3,7 +3,8 @@
 // in-cluster ServiceAccount says (kubeconfig.ts). Only what the proxy needs (reviews, lists,
 // watches, status and Service writes, a Lease), so no generated client and its megabytes.
 import { randomUUID } from 'node:crypto';
-import { Pool, ProxyAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { newPool, newProxyAgent } from '../http/undici';
 import { KubeApiError, KubeUnavailableError } from './errors';
 import { ExecCredentialSource, type ExecCredential } from './exec-credentials';
 import type { KubeClientConfig } from './kubeconfig';
@@ -81,8 +82,8 @@ export class KubeClient implements KubeWatchApi {
     const tls = { ca: c.ca, cert, key, rejectUnauthorized: !c.insecureSkipTlsVerify, servername: c.tlsServerName, timeout: this.timeout };
     const common = { connections: this.opts.connections ?? 8, headersTimeout: this.timeout, bodyTimeout: this.timeout };
     // proxy-url: an HTTP CONNECT tunnel per connection; TLS to the API server inside it.
-    if (c.proxyUrl !== undefined) return new ProxyAgent({ uri: c.proxyUrl, requestTls: tls, proxyTls: { timeout: this.timeout }, ...common });
-    return new Pool(this.origin, { ...common, connectTimeout: this.timeout, connect: tls });
+    if (c.proxyUrl !== undefined) return newProxyAgent({ uri: c.proxyUrl, requestTls: tls, proxyTls: { timeout: this.timeout }, ...common });
+    return newPool(this.origin, { ...common, connectTimeout: this.timeout, connect: tls });
   }
 
   private async prepare(): Promise<Prepared> {

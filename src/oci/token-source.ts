@@ -5,7 +5,8 @@
 // caches each token until shortly before it expires (one fetch per scope at a time). A
 // registry that answers with a Basic challenge gets the Secret as Basic; one that answers
 // 200 gets nothing.
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from '../http/undici';
 import { parseChallenge } from '../http/challenge';
 import type { MaybePromise } from '../util/maybe';
 import { SYSTEM_CLOCK, TokenCache, renewalTime, type Clock, type Expiring } from '../credentials/expiring';

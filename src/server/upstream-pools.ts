@@ -3,7 +3,8 @@
 // rotated caCertSecretRef, a new global CA Secret) gets a new pool at its next request; pools
 // nobody asked for during a sweep interval are closed gracefully (in-flight requests finish).
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
+import { newPool } from '../http/undici';
 import { SYSTEM_TRUST, type UpstreamTrust } from '../tls/ca-trust';
 
 /** How often unused pools are looked for; a pool unused for a whole interval is closed. */
@@ -28,7 +29,7 @@ export class UpstreamPools {
     const key = trust.key === '' ? origin : `${origin} ${trust.key}`;
     let e = this.pools.get(key);
     if (e === undefined) {
-      e = { pool: new Pool(origin, this.poolOptions(origin, trust)), used: true };
+      e = { pool: newPool(origin, this.poolOptions(origin, trust)), used: true };
       this.pools.set(key, e);
     } else {
       e.used = true;

@@ -2,7 +2,8 @@
 // POST with the rendered headers, redirects followed unless disabled, success on 2xx. A
 // redirect to another origin is followed without the probe's headers: credentials never go
 // to a host the Connector does not name. Bodies are discarded unread.
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from '../http/undici';
 
 export interface ProbeRequest {
   readonly url: string;
