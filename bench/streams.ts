@@ -141,7 +141,10 @@ async function startThisProxy(c: Case, tools: Tools): Promise<Target> {
   const dir = join(tmp!, `proxy-${caseName(c).replace(/\//g, '-')}`);
   const { port, opsPort, logFile, args } = await benchProxyFiles(dir, manifests(tools), CLIENT_TOKEN);
   const log = openSync(logFile, 'w');
-  const proxyArgs = [...args, '--no-probes', '--enable-custom-ca-certs', ...PROXY_ARGS];
+  // No admission caps: this measures what streams cost, and the caps derived from a 256 MiB
+  // limit (417 exchanges, sized for the costliest case) would shed a 1,000-stream run. To see
+  // the caps at work: BENCH_PROXY_ARGS='--max-concurrent-exchanges 417' (later flags win).
+  const proxyArgs = [...args, '--no-probes', '--enable-custom-ca-certs', '--max-concurrent-exchanges', '0', '--max-client-connections', '0', ...PROXY_ARGS];
   let child;
   if (LIMIT_MIB > 0) {
     const fake = join(dir, 'memory-limit');
