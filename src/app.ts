@@ -131,6 +131,7 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
     maxExchanges: cfg.maxConcurrentExchanges ?? derived.maxConcurrentExchanges,
     maxConnections: cfg.maxClientConnections ?? derived.maxClientConnections,
   };
+  const serverOptions: ServerOptions = serverOptionsOf(cfg);
   const shed = metrics.counter('connectors_proxy_shed_total', 'Requests answered 503 by admission control, by cap (exchanges in flight, client connections).', ['reason']);
   proxy = new ProxyServer({
     // Kubernetes mode: also the names Pods use for c-<name> (c-<name>.<ns>, .svc, .svc.<cluster domain>).
@@ -149,10 +150,9 @@ export async function startProxy(cfg: ProxyConfig, log: Logger): Promise<Running
       tunnels: () => flags.enabled('enable-connect-tunnels'),
       tunnelsFlag: 'enable-connect-tunnels=false',
       connectTimeoutMs: cfg.connectTimeoutMs,
-      serverOptions: serverOptionsOf(cfg),
+      serverOptions,
     },
   });
-  const serverOptions: ServerOptions = serverOptionsOf(cfg);
   const server = createServer(serverOptions);
   // The HTTPS listener serves the same handlers; a bad certificate or key at start is fatal.
   const tls = cfg.tls && new TlsReloader(cfg.tls.certFile, cfg.tls.keyFile, log, (ok) => metrics.reloads.labels('tls', ok ? 'ok' : 'error').inc());

@@ -16,7 +16,7 @@ import { APIS_PERMISSIONS, APIS_WRITE_PASSTHROUGH, type GatewayFlags } from '../
 import { FeatureFlags } from '../src/flags/feature-flags';
 import { OpenApiMatcher, type Compiled } from '../src/gateway/openapi';
 import { parseGatewayPath } from '../src/gateway/path';
-import { pluginHeaders } from '../src/gateway/plugin-headers';
+import { pluginHeaders } from '../src/http/plugin-headers';
 import { statusBody } from '../src/gateway/status';
 import { RouteTable } from '../src/routes/route-table';
 import type { Admission } from '../src/server/admission';

@@ -290,6 +290,15 @@ export class ConnectorServices {
     this.queue.add(key);
   }
 
+  /** Deletes the Service as this replica last saw it (preconditions: a newer one is not deleted). */
+  private async deleteService(path: string, have: KubeService): Promise<void> {
+    this.writes.delete++;
+    await this.api.request('DELETE', `${path}/${encodeURIComponent(have.metadata.name)}`, {
+      apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: have.metadata.uid, resourceVersion: have.metadata.resourceVersion },
+    });
+    this.services.delete(objectKey(have.metadata.namespace, have.metadata.name));
+  }
+
   private async reconcile(key: ObjectKey): Promise<void> {
     if (!this.opts.isLeader()) return;
     const [ns, connectorName] = splitObjectKey(key);
@@ -304,11 +313,7 @@ export class ConnectorServices {
     try {
       if (want === undefined) {
         if (have === undefined || !isManagedService(have)) return this.settled(key);
-        this.writes.delete++;
-        await this.api.request('DELETE', `${path}/${encodeURIComponent(name)}`, {
-          apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: have.metadata.uid, resourceVersion: have.metadata.resourceVersion },
-        });
-        this.services.delete(objectKey(ns, name));
+        await this.deleteService(path, have);
         this.log.info({ service: `${ns}/${name}`, reason: c === undefined ? 'Connector deleted' : 'ConnectorClass without spec.proxy' }, 'Connector Service deleted');
       } else if (have === undefined) {
         this.writes.create++;
@@ -321,11 +326,7 @@ export class ConnectorServices {
         if (have.spec?.type !== 'ExternalName') {
           // Turned into another type by hand: a type change needs fields cleared that a patch
           // cannot always clear, so delete it (with preconditions) and create it anew.
-          this.writes.delete++;
-          await this.api.request('DELETE', `${path}/${encodeURIComponent(name)}`, {
-            apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: have.metadata.uid, resourceVersion: have.metadata.resourceVersion },
-          });
-          this.services.delete(objectKey(ns, name));
+          await this.deleteService(path, have);
           this.enqueue(key);
           return;
         }

@@ -81,7 +81,7 @@ export class FeatureFlags {
     private readonly explicit: Partial<Record<FeatureFlagName, ExplicitFlag>> = {},
     private readonly log?: Logger,
   ) {
-    for (const d of FLAG_DEFINITIONS) this.compute(d.key);
+    for (const d of FLAG_DEFINITIONS) this.compute(d);
   }
 
   enabled(name: FeatureFlagName): boolean {
@@ -145,12 +145,12 @@ export class FeatureFlags {
           this.problems.delete(d.key);
         }
       }
-      this.compute(d.key);
+      this.compute(d);
     }
   }
 
-  private compute(name: FeatureFlagName): void {
-    const d = FLAG_DEFINITIONS.find((x) => x.key === name)!;
+  private compute(d: (typeof FLAG_DEFINITIONS)[number]): void {
+    const name = d.key;
     const e = this.explicit[name];
     const cm = this.fromConfigMap.get(name);
     const [value, origin]: [boolean, FlagOrigin] = e !== undefined ? [e.value, e.origin] : cm !== undefined ? [cm, 'configmap'] : [d.default, 'default'];

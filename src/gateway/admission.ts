@@ -20,7 +20,7 @@ import type { ClassApis } from './class-apis';
 import { APIS_PERMISSIONS, APIS_WRITE_PASSTHROUGH, type GatewayFlags } from './flags';
 import type { OperationKey, PathMatch } from './openapi';
 import { parseGatewayPath, type GatewayPath } from './path';
-import { authSecretOf, pluginHeaders } from './plugin-headers';
+import { authSecretOf, pluginHeaders } from '../http/plugin-headers';
 
 export interface GatewayDeps {
   readonly store: ObjectStore;

@@ -6,7 +6,7 @@ import type { UpstreamRequest } from '../server/exchange';
 import type { Admitted } from '../server/admission';
 import type { Way } from '../server/pipeline';
 import { GatewayAdmission, isServiceAdmission, type GatewayDeps } from './admission';
-import { dropPluginHeaders } from './plugin-headers';
+import { dropPluginHeaders } from '../http/plugin-headers';
 import { sendStatus } from './status';
 
 export const GATEWAY_WAY = 'gateway';

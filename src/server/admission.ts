@@ -12,7 +12,7 @@ import type { Route } from '../routes/route';
 import type { UpstreamTrust } from '../tls/ca-trust';
 import type { RouteTable } from '../routes/route-table';
 import { mapMaybe, type MaybePromise } from '../util/maybe';
-import { PROXY_AUTHENTICATE, parseAuthority, parseProxyAuthorization, parseTarget, printableHost, sameAuthority, targetMatches, type ForwardTarget, type ProxyCredentials } from './forward-proxy';
+import { PROXY_AUTHENTICATE, parseAuthority, parseProxyAuthorization, parseTarget, printable, sameAuthority, targetMatches, type ForwardTarget, type ProxyCredentials } from './forward-proxy';
 import { hasDotSegment, type Resolved, type Resolver } from './resolve';
 
 export interface Admitted {
@@ -176,7 +176,7 @@ export class Admissions {
   intercepted(req: IncomingMessage, tunnel: TunnelContext): MaybePromise<Admission> {
     const host = req.headers.host;
     if (host === undefined || !sameAuthority(host, tunnel.authority)) {
-      return refusal(421, `this TLS connection was opened (CONNECT) for ${tunnel.authority}, not for ${host === undefined ? 'a request without Host' : printableHost(host)}: open another connection`, { user: tunnel.user });
+      return refusal(421, `this TLS connection was opened (CONNECT) for ${tunnel.authority}, not for ${host === undefined ? 'a request without Host' : printable(host)}: open another connection`, { user: tunnel.user });
     }
     let path = req.url ?? '/';
     if (path.charCodeAt(0) !== 47 /* / */) {
@@ -211,18 +211,22 @@ export class Admissions {
       if (matched.broken !== undefined) return refusal(502, `${matched.label} cannot be used: ${matched.broken}`, { route: matched, connector: matched.key, user: d.user });
       return { admitted: true, route: matched, target, publicPrefix: undefined, profile: FORWARD_PROFILE, user: d.user, dropHeaders: undefined };
     };
-    // The first listed Connector that allows the token admits it; the last refusal is the answer.
-    const tryRef = (i: number): MaybePromise<Admission> => {
-      const ref = refs[i]!;
-      return mapMaybe(this.auth.check(creds.token, ref), (d): MaybePromise<Admission> => {
-        if (d.allowed) return admitted(d);
-        if (i + 1 < refs.length && d.status !== 503) return tryRef(i + 1);
-        // Inside a tunnel no proxy challenge can be answered: a rejected token is 403.
-        if (scheme === 'tunnel' && d.status === 401) return refusal(403, `token rejected: ${d.reason}`, { connector: `${ref.namespace}/${ref.name}` });
-        return refusalFor(d, 'proxy', `${ref.namespace}/${ref.name}`);
-      }, checkFailed);
-    };
-    return tryRef(0);
+    return mapMaybe(this.firstAllowed(creds.token, refs), ({ decision: d, ref }): Admission => {
+      if (d.allowed) return admitted(d);
+      // Inside a tunnel no proxy challenge can be answered: a rejected token is 403.
+      if (scheme === 'tunnel' && d.status === 401) return refusal(403, `token rejected: ${d.reason}`, { connector: `${ref.namespace}/${ref.name}` });
+      return refusalFor(d, 'proxy', `${ref.namespace}/${ref.name}`);
+    }, checkFailed);
+  }
+
+  /**
+   * The first of `refs` that allows `token`, tried in order; else the last refusal and the
+   * Connector it was for. A 503 ends the search: the check failed, not the token.
+   */
+  private firstAllowed(token: string, refs: readonly ConnectorRef[], i = 0): MaybePromise<{ readonly decision: AuthDecision; readonly ref: ConnectorRef }> {
+    const ref = refs[i]!;
+    return mapMaybe(this.auth.check(token, ref), (d) =>
+      d.allowed || i + 1 >= refs.length || d.status === 503 ? { decision: d, ref } : this.firstAllowed(token, refs, i + 1));
   }
 
   /**
@@ -243,20 +247,13 @@ export class Admissions {
       if (r !== undefined && r.forwardTargets.some((p) => p.origin === origin)) { intercept = r; break; }
     }
     const refs = intercept === undefined ? creds.connectors : [intercept, ...creds.connectors.filter((c) => c.namespace !== intercept!.namespace || c.name !== intercept!.name)];
-    const tryRef = (i: number): MaybePromise<ConnectAdmission | Refusal> => {
-      const ref = refs[i]!;
-      return mapMaybe(this.auth.check(creds.token, ref), (d): MaybePromise<ConnectAdmission | Refusal> => {
-        if (d.allowed) {
-          return {
-            admitted: true, intercept: intercept !== undefined, user: d.user,
-            tunnel: { authority: authority.text, host: authority.host, port: authority.port, origin, credentials: creds, user: d.user },
-          };
-        }
-        if (i + 1 < refs.length && d.status !== 503) return tryRef(i + 1);
-        return refusalFor(d, 'proxy', `${ref.namespace}/${ref.name}`);
-      }, checkFailed);
-    };
-    return tryRef(0);
+    return mapMaybe(this.firstAllowed(creds.token, refs), ({ decision: d, ref }): ConnectAdmission | Refusal => {
+      if (!d.allowed) return refusalFor(d, 'proxy', `${ref.namespace}/${ref.name}`);
+      return {
+        admitted: true, intercept: intercept !== undefined, user: d.user,
+        tunnel: { authority: authority.text, host: authority.host, port: authority.port, origin, credentials: creds, user: d.user },
+      };
+    }, checkFailed);
   }
 
   /** Whether `token` may use Connector `ref` (the configurations endpoint). */

@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { tokenFromAuthorization } from '../auth/client-token';
 import type { ObjectStore } from '../sources/store';
-import { settle, type MaybePromise } from '../util/maybe';
+import { allMaybe, settle, type MaybePromise } from '../util/maybe';
 import type { Admissions, Refusal } from './admission';
 import {
   MountError, parseParams, parseSelection, renderClassConfigurations, renderMount, type RenderContext, type RenderTarget,
@@ -36,9 +36,8 @@ export interface ConfigurationsDeps {
   readonly address: ProxyAddressOptions;
   readonly log: Logger;
   /**
-   * The CA clients trust the proxy with (PEM): `.context.proxy.caCert` and the `ca.crt` files.
-   * Not wired yet (the forward proxy's interception CA comes with issue 16): none, so the CA
-   * files are left out and `.context.proxy.caCert` renders ''.
+   * The proxy CA (PEM) that https_proxy clients trust: `.context.proxy.caCert` and the `ca.crt`
+   * files. Undefined while it is not loaded: the CA files are left out, the field renders ''.
    */
   readonly proxyCaPem?: () => string | undefined;
 }
@@ -64,8 +63,21 @@ type Decision = Refusal | { readonly admitted: true; readonly user: string };
 function checkAll(deps: ConfigurationsDeps, token: string | undefined, refs: ReadonlyArray<{ namespace: string; name: string }>, done: (d: Decision) => void): void {
   const decisions: Array<MaybePromise<Decision>> = refs.map((r) => deps.admissions.connector(token, r));
   const first = (all: Decision[]): void => done(all.find((d) => !d.admitted) ?? all[0]!);
-  settle(decisions.some((d) => d instanceof Promise) ? Promise.all(decisions) : decisions as Decision[], first,
+  settle(allMaybe(decisions), first,
     () => done({ admitted: false, status: 503, message: 'cannot check the token now; try again' }));
+}
+
+/** The Connector and its class, ready to render; else the status and message saying why not. */
+function renderTarget(deps: ConfigurationsDeps, r: { namespace: string; name: string }): RenderTarget | { readonly status: number; readonly message: string } {
+  const c = deps.store.connector(r.namespace, r.name);
+  if (c === undefined) return deps.store.ready ? { status: 404, message: `connector ${r.namespace}/${r.name} not found` } : { status: 503, message: 'connectors are not loaded yet; try again' };
+  const cls = deps.store.connectorClass(c.spec.connectorClassName);
+  if (cls === undefined) return { status: 502, message: `connector ${r.namespace}/${r.name}: ConnectorClass "${c.spec.connectorClassName}" not found` };
+  return target(c, cls, deps.address);
+}
+
+function sendJson(res: ServerResponse, value: unknown): void {
+  res.writeHead(200, { ...HEADERS, 'content-type': 'application/json' }).end(`${JSON.stringify(value, null, 2)}\n`);
 }
 
 function refused(res: ServerResponse, d: Refusal): void {
@@ -98,28 +110,21 @@ export function serveConfigurations(req: IncomingMessage, res: ServerResponse, d
   }
   checkAll(deps, token, [{ namespace, name }], (d) => {
     if (!d.admitted) return refused(res, d);
-    const c = deps.store.connector(namespace, name);
-    if (c === undefined) return sendError(res, deps.store.ready ? 404 : 503, deps.store.ready ? `connector ${namespace}/${name} not found` : 'connectors are not loaded yet; try again');
-    const cls = deps.store.connectorClass(c.spec.connectorClassName);
-    if (cls === undefined) return sendError(res, 502, `connector ${namespace}/${name}: ConnectorClass "${c.spec.connectorClassName}" not found`);
-    const ctx: RenderContext = { token: token!, caPem: deps.proxyCaPem?.(), forwardProxy: forwardProxyBase(c, deps.address), params: {} };
+    const t = renderTarget(deps, { namespace, name });
+    if ('status' in t) return sendError(res, t.status, t.message);
+    const cls = t.cls;
+    const ctx: RenderContext = { token: token!, caPem: deps.proxyCaPem?.(), forwardProxy: forwardProxyBase(t.connector, deps.address), params: {} };
     let rendered;
     try {
-      rendered = renderClassConfigurations([target(c, cls, deps.address)], ctx, configName === undefined ? undefined : new Set([configName]));
+      rendered = renderClassConfigurations([t], ctx, configName === undefined ? undefined : new Set([configName]));
     } catch (e) {
       return renderFailed(res, deps, `connector ${namespace}/${name}`, e);
     }
     deps.log.info({ connector: `${namespace}/${name}`, user: d.user, configuration: configName, file }, 'configurations rendered');
-    if (configName === undefined) {
-      res.writeHead(200, { ...HEADERS, 'content-type': 'application/json' }).end(`${JSON.stringify({ configurations: rendered }, null, 2)}\n`);
-      return;
-    }
+    if (configName === undefined) return sendJson(res, { configurations: rendered });
     const conf = rendered[0];
     if (conf === undefined) return sendError(res, 404, `ConnectorClass "${cls.metadata.name}" has no configuration "${configName}"`);
-    if (file === undefined) {
-      res.writeHead(200, { ...HEADERS, 'content-type': 'application/json' }).end(`${JSON.stringify(conf, null, 2)}\n`);
-      return;
-    }
+    if (file === undefined) return sendJson(res, conf);
     const text = conf.data[file];
     if (text === undefined) return sendError(res, 404, `configuration "${configName}" of ConnectorClass "${cls.metadata.name}" has no file "${file}"`);
     sendFile(req, res, text);
@@ -162,11 +167,9 @@ function serveMount(req: IncomingMessage, res: ServerResponse, deps: Configurati
     if (!d.admitted) return refused(res, d);
     const targets: RenderTarget[] = [];
     for (const r of refs) {
-      const c = deps.store.connector(r.namespace, r.name);
-      if (c === undefined) return sendError(res, deps.store.ready ? 404 : 503, deps.store.ready ? `connector ${r.namespace}/${r.name} not found` : 'connectors are not loaded yet; try again');
-      const cls = deps.store.connectorClass(c.spec.connectorClassName);
-      if (cls === undefined) return sendError(res, 502, `connector ${r.namespace}/${r.name}: ConnectorClass "${c.spec.connectorClassName}" not found`);
-      targets.push(target(c, cls, deps.address));
+      const t = renderTarget(deps, r);
+      if ('status' in t) return sendError(res, t.status, t.message);
+      targets.push(t);
     }
     const ctx: RenderContext = { token: token!, caPem: deps.proxyCaPem?.(), forwardProxy: forwardProxyBase(targets[0]!.connector, deps.address), params: params! };
     const who = refs.map((r) => `${r.namespace}/${r.name}`).join(',');
@@ -178,10 +181,7 @@ function serveMount(req: IncomingMessage, res: ServerResponse, deps: Configurati
       return renderFailed(res, deps, `connectors ${who}`, e);
     }
     deps.log.info({ connector: who, user: d.user, configurations: selection!.include, file }, 'configurations rendered');
-    if (file === undefined) {
-      res.writeHead(200, { ...HEADERS, 'content-type': 'application/json' }).end(`${JSON.stringify({ files: out }, null, 2)}\n`);
-      return;
-    }
+    if (file === undefined) return sendJson(res, { files: out });
     const text = out[file];
     if (text === undefined) return sendError(res, 404, `no file "${file}" in this mount`);
     sendFile(req, res, text);

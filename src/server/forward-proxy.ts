@@ -135,11 +135,7 @@ export function sameAuthority(hostHeader: string, authority: string): boolean {
   return h === authority;
 }
 
-/** A Host value fit for an error message. */
-export function printableHost(s: string): string {
-  return printable(s);
-}
-
-function printable(s: string): string {
+/** A client-sent value (a Host, a target) fit for an error message. */
+export function printable(s: string): string {
   return s.length > 80 ? s.slice(0, 80) + '…' : s.replace(/[^\x20-\x7e]/g, '?');
 }

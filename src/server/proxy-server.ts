@@ -64,6 +64,13 @@ export interface ProxyDeps {
 }
 
 const CLOSE = Object.freeze({ connection: 'close' });
+
+/** A request refused before any way (limits, admission control). */
+interface Gated {
+  readonly status: number;
+  readonly message: string;
+  readonly headers: Readonly<Record<string, string>> | undefined;
+}
 const EMPTY = Buffer.alloc(0);
 const CONNECT_REFUSED = 'CONNECT (TLS tunnelling) is not supported: send plain HTTP requests to the proxy';
 const CONNECT_ALLOW = Object.freeze({ allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' });
@@ -143,8 +150,8 @@ export class ProxyServer {
 
   /** The `request` and `checkContinue` listener. */
   readonly handleRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const over = overLimit(req, this.deps.limits) ?? this.shedder.check(req);
-    if (over !== undefined) return this.pipeline.refuse(this.reverse, req, { res }, over.status, over.message, 'headers' in over ? over.headers : CLOSE);
+    const over = this.gate(req, false);
+    if (over !== undefined) return this.pipeline.refuse(this.reverse, req, { res }, over.status, over.message, over.headers);
     switch (this.router.wayOf(req)) {
       case 'forward': return this.pipeline.serve(this.forward, req, { res });
       case 'host-form':
@@ -162,8 +169,8 @@ export class ProxyServer {
     // The HTTP server stops watching a socket it hands over; an unhandled reset would end the process.
     socket.on('error', () => socket.destroy());
     this.detach(socket);
-    const over = overLimit(req, this.deps.limits) ?? refusedUpgrade(req) ?? this.shedder.check(req);
-    if (over !== undefined) return this.pipeline.refuse(this.reverse, req, { socket, head }, over.status, over.message, 'headers' in over ? over.headers : undefined);
+    const over = this.gate(req, true);
+    if (over !== undefined) return this.pipeline.refuse(this.reverse, req, { socket, head }, over.status, over.message, over.headers);
     const way = this.router.wayOf(req);
     if (way === 'connect') return this.pipeline.refuse(this.reverse, req, { socket, head }, 405, CONNECT_REFUSED, CONNECT_ALLOW);
     this.pipeline.serve(way === 'forward' ? this.forward : way === 'gateway' ? this.gateway : this.reverse, req, { socket, head });
@@ -173,28 +180,36 @@ export class ProxyServer {
   readonly handleConnect = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     this.detach(socket);
     const shed = this.shedder.check(req);
-    if (shed !== undefined) {
-      socket.on('error', () => socket.destroy());
-      return this.pipeline.refuse(this.intercepted, req, { socket, head }, shed.status, shed.message, shed.headers);
-    }
-    if (this.connectHandler !== undefined) return this.connectHandler.handle(req, socket, head);
+    if (shed === undefined && this.connectHandler !== undefined) return this.connectHandler.handle(req, socket, head);
     socket.on('error', () => socket.destroy());
+    if (shed !== undefined) return this.pipeline.refuse(this.intercepted, req, { socket, head }, shed.status, shed.message, shed.headers);
     this.pipeline.refuse(this.reverse, req, { socket, head }, 405, CONNECT_REFUSED, CONNECT_ALLOW);
   };
 
   /** Requests inside an intercepted tunnel: the limits, then the pipeline as forward-proxy requests of the tunnel's origin. */
   private readonly handleIntercepted = (req: IncomingMessage, res: ServerResponse): void => {
-    const over = overLimit(req, this.deps.limits) ?? this.shedder.check(req);
-    if (over !== undefined) return this.pipeline.refuse(this.intercepted, req, { res }, over.status, over.message, 'headers' in over ? over.headers : CLOSE);
+    const over = this.gate(req, false);
+    if (over !== undefined) return this.pipeline.refuse(this.intercepted, req, { res }, over.status, over.message, over.headers);
     this.pipeline.serve(this.intercepted, req, { res });
   };
 
   private readonly handleInterceptedUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy());
-    const over = overLimit(req, this.deps.limits) ?? refusedUpgrade(req) ?? this.shedder.check(req);
-    if (over !== undefined) return this.pipeline.refuse(this.intercepted, req, { socket, head }, over.status, over.message, 'headers' in over ? over.headers : undefined);
+    const over = this.gate(req, true);
+    if (over !== undefined) return this.pipeline.refuse(this.intercepted, req, { socket, head }, over.status, over.message, over.headers);
     this.pipeline.serve(this.intercepted, req, { socket, head });
   };
+
+  /**
+   * What every way in checks first: the request limits (an Upgrade also its protocol), then
+   * admission control. A refused request's connection is closed, except an Upgrade's (its
+   * socket is ended by the refusal) and a shed one (its 503 carries Retry-After and close).
+   */
+  private gate(req: IncomingMessage, upgrade: boolean): Gated | undefined {
+    const over = overLimit(req, this.deps.limits) ?? (upgrade ? refusedUpgrade(req) : undefined);
+    if (over !== undefined) return { status: over.status, message: over.message, headers: upgrade ? undefined : CLOSE };
+    return this.shedder.check(req);
+  }
 
   /** `GET /ca.crt`: the proxy CA's certificate, which clients trust for https_proxy (public, no token). */
   private caCertificate(req: IncomingMessage, res: ServerResponse): void {

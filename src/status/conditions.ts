@@ -11,6 +11,7 @@ import type { ObjectStore } from '../sources/store';
 import { classProblem, connectorProblem } from '../sources/validate';
 import { caCertificatesOf } from '../tls/ca-trust';
 import { celSyntaxError, evaluateResponseCel } from './cel';
+import { pluginHeaders } from '../http/plugin-headers';
 import { describeUrl, probe, type ProbeOutcome } from './probe';
 
 export interface CheckOptions {
@@ -262,12 +263,10 @@ async function runApiProbe(type: string, c: Connector, cls: ConnectorClass, spec
   } catch (e) {
     return cond(type, 'False', 'InvalidProbe', redact(e instanceof Error ? e.message : String(e), secret));
   }
-  const b64 = (s: string): string => Buffer.from(s).toString('base64');
-  const headers: Record<string, string> = { 'x-plugin-meta': b64(JSON.stringify({ baseURL: c.spec.address })) };
-  if (secret !== undefined && authFailure) {
-    headers['x-plugin-auth'] = b64(secret.type ?? 'Opaque');
-    headers['x-plugin-secret'] = b64(JSON.stringify(secret.data ?? {}));
-  }
+  // What the gateway sends the class API (X-Plugin-Meta; an auth probe also X-Plugin-Auth and -Secret).
+  const flat = pluginHeaders(c, authFailure ? secret : undefined);
+  const headers: Record<string, string> = {};
+  for (let i = 0; i < flat.length; i += 2) headers[flat[i]!] = flat[i + 1]!;
   const url = base.replace(/\/+$/, '') + (path.startsWith('/') ? path : `/${path}`);
   const outcome = await probe({ url, method: 'GET', headers, timeoutMs: o.timeoutMs });
   const result = outcomeCondition(type, 'GET', outcome, authFailure);

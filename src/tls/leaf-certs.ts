@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { ProxyCa } from './proxy-ca';
 import { mintLeaf, type SigningCa } from './x509';
+import { settle, type MaybePromise } from '../util/maybe';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -104,7 +105,7 @@ export class LeafCertificates {
    * callers). Rejects with ProxyCaUnavailableError before the CA is loaded and with
    * InvalidLeafHostError for a name no certificate can carry.
    */
-  secureContextFor(host: string): SecureContext | Promise<SecureContext> {
+  secureContextFor(host: string): MaybePromise<SecureContext> {
     const ca = this.ca.current();
     if (!ca) return Promise.reject(new ProxyCaUnavailableError('the proxy CA is not loaded yet: cannot intercept TLS'));
     let name: string;
@@ -175,12 +176,7 @@ export class LeafCertificates {
   }
 
   private deliver(host: string, cb: (err: Error | null, ctx?: SecureContext) => void): void {
-    const r = this.secureContextFor(host);
-    if (!(r instanceof Promise)) {
-      cb(null, r);
-      return;
-    }
-    r.then((ctx) => cb(null, ctx), (e: Error) => cb(e));
+    settle(this.secureContextFor(host), (ctx) => cb(null, ctx), (e) => cb(e as Error));
   }
 
   private async mint(ca: SigningCa, host: string, key: string): Promise<SecureContext> {

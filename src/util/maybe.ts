@@ -15,3 +15,8 @@ export function mapMaybe<T, U>(v: MaybePromise<T>, fn: (v: T) => MaybePromise<U>
   if (v instanceof Promise) return failed === undefined ? v.then(fn) : v.then(fn, failed);
   return fn(v);
 }
+
+/** Every value: an array now when all are ready, else one promise of them all. */
+export function allMaybe<T>(vs: ReadonlyArray<MaybePromise<T>>): MaybePromise<T[]> {
+  return vs.some((v) => v instanceof Promise) ? Promise.all(vs) : vs as T[];
+}
